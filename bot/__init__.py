@@ -1,0 +1,1 @@
+"""Interlude: a Telegram companion for the time between therapy sessions."""
