@@ -1,0 +1,1 @@
+"""The inbound path: Telegram updates are stored in the inbox before anything else happens."""

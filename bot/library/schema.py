@@ -86,6 +86,9 @@ class Prompt(Strict):
         if self.response is ResponseType.MULTI_STEP:
             if not 2 <= len(self.steps) <= 10:
                 raise ValueError("a multi_step prompt needs 2 to 10 steps")
+            if len(self.text) + len(self.steps[0].text) > MAX_TEXT:
+                raise ValueError(f"the text and the first step together exceed {MAX_TEXT} "
+                                 "characters, which is more than one Telegram message holds")
         elif self.steps:
             raise ValueError("only multi_step prompts have steps")
         return self

@@ -1,0 +1,1 @@
+"""Domain logic with no Telegram imports: onboarding, client controls, replies, review."""

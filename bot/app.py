@@ -1,0 +1,201 @@
+"""The one wiring point: settings and services in, a running bot out.
+
+Order of start-up (written once, here): database and library, the PTB Application with our
+rate limiter and no Updater, handlers in the order below, then the planner, the dispatcher and
+the housekeeping jobs on PTB's JobQueue, and last the inbox poller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import messages
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.engine import Database
+from bot.handlers import answers, controls, fallback, onboarding
+from bot.handlers.common import CONTEXT_TYPES, say
+from bot.handlers.context import InterludeApplication, InterludeContext, Services
+from bot.ingest.inbox import Inbox
+from bot.ingest.polling import InboxPoller
+from bot.library import Library
+from bot.messages import render
+from bot.scheduling.dispatcher import Dispatcher
+from bot.scheduling.planner import Planner
+from bot.scheduling.ratelimit import TelegramRateLimiter
+from bot.scheduling.sender import TelegramSender
+
+log = logging.getLogger(__name__)
+DEMO_TOKEN = "123456789:interlude-demo"  # noqa: S105 - not a secret: only the emulator takes it
+HOUSEKEEPING_SECONDS = 30
+PLANNING_SECONDS = 600
+
+
+def register_handlers(application: InterludeApplication) -> None:
+    """Handlers in the order they are tried. Only private chats are served; groups are ignored."""
+    private = filters.ChatType.PRIVATE
+    commands = [
+        ("start", onboarding.start), ("help", controls.help_command), ("pause", controls.pause),
+        ("resume", controls.resume), ("stop", controls.stop), ("timezone", controls.timezone),
+        ("quiet", controls.quiet),
+    ]
+    for name, callback in commands:
+        application.add_handler(CommandHandler(name, callback, filters=private))
+    application.add_handler(CallbackQueryHandler(onboarding.consent_answer, pattern=r"^consent:"))
+    application.add_handler(CallbackQueryHandler(onboarding.timezone_button, pattern=r"^tz:"))
+    application.add_handler(CallbackQueryHandler(onboarding.quiet_button, pattern=r"^quiet:"))
+    application.add_handler(CallbackQueryHandler(answers.checkin_button, pattern=r"^ci:"))
+    application.add_handler(CallbackQueryHandler(answers.answer_button, pattern=r"^ans:"))
+    application.add_handler(MessageHandler(
+        filters.UpdateType.EDITED_MESSAGE & private & filters.TEXT, answers.edited))
+    messages_only = filters.UpdateType.MESSAGE & private
+    application.add_handler(MessageHandler(messages_only & filters.COMMAND, fallback.unknown_command))
+    application.add_handler(MessageHandler(messages_only & filters.TEXT, answers.words))
+    application.add_handler(MessageHandler(messages_only & filters.VOICE, answers.voice))
+    # Registered last: anything else a person sends in a private chat (stickers, photos...).
+    application.add_handler(MessageHandler(messages_only, fallback.unsupported))
+    application.add_handler(CallbackQueryHandler(_stale_button))
+    application.add_error_handler(_on_error)
+
+
+async def _stale_button(update: Update, context: InterludeContext) -> None:
+    """A button whose data nothing recognises (old or forged): answered, nothing done."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(render(messages.BUTTON_NOT_FOR_YOU, None))
+
+
+async def _on_error(update: object, context: InterludeContext) -> None:
+    """Log the error's class and the update id only (never text), and keep the update for retry."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("handling update %s failed: %s", update_id, type(error).__name__,
+              exc_info=(type(error), error, error.__traceback__) if error else None)
+    services = context.services
+    if update_id is None:
+        return
+    first_failure = update_id not in services.failed_updates and update_id not in services.told
+    services.failed_updates.add(update_id)
+    if first_failure and isinstance(update, Update) and update.effective_chat is not None \
+            and update.effective_chat.type == "private":
+        services.told.add(update_id)
+        try:
+            await say(update, context, messages.SOMETHING_WENT_WRONG)
+        except Exception:
+            log.warning("could not tell the client about the error")
+
+
+@dataclass
+class Runtime:
+    """A built bot: the application and the loops that drive it."""
+
+    application: InterludeApplication
+    services: Services
+    planner: Planner
+    dispatcher: Dispatcher
+    inbox: Inbox
+    poller: InboxPoller
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self, *, poll: bool = True, jobs: bool = True) -> None:
+        await self.application.initialize()
+        await self._cache_identity()
+        await self.application.start()
+        await self.application.bot.set_my_commands(
+            [BotCommand(name, render(text)) for name, text in messages.CLIENT_COMMANDS])
+        await self.planner.plan()
+        if jobs:
+            self._schedule_jobs()
+        if poll:
+            await self.application.bot.delete_webhook()
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="inbox-poller"))
+
+    def _schedule_jobs(self) -> None:
+        queue = self.application.job_queue
+        assert queue is not None
+        settings = self.services.settings
+        # APScheduler skips a job that starts more than misfire_grace_time late (1 s by default,
+        # which a busy loop exceeds); these jobs are idempotent, so run them late rather than not.
+        options = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+        if settings.dispatch_interval_seconds > 0:
+            queue.run_repeating(self._dispatch, settings.dispatch_interval_seconds, first=0.5,
+                                name="dispatcher", job_kwargs=options)
+        queue.run_repeating(self._housekeeping, HOUSEKEEPING_SECONDS, first=5,
+                            name="housekeeping", job_kwargs=options)
+        queue.run_repeating(self._plan, PLANNING_SECONDS, first=PLANNING_SECONDS,
+                            name="planner", job_kwargs=options)
+
+    async def _dispatch(self, _context: Any) -> None:
+        await self.dispatcher.tick()
+
+    async def _housekeeping(self, _context: Any) -> None:
+        await self.dispatcher.housekeeping()
+
+    async def _plan(self, _context: Any) -> None:
+        await self.planner.plan()
+
+    async def _cache_identity(self) -> None:
+        from bot.services.review import remember_bot_username
+
+        async with self.services.db.transaction() as session:
+            await remember_bot_username(session, self.application.bot.username)
+
+    async def stop(self) -> None:
+        self.poller.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._tasks.clear()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def wait(self) -> None:
+        """Run until the poller ends (it ends only on a fatal error) or the task is cancelled."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+        else:
+            await asyncio.Event().wait()
+
+
+def build_runtime(settings: Settings, db: Database, library: Library, clock: Clock,
+                  *, api_url: str | None = None, token: str | None = None) -> Runtime:
+    api = (api_url or settings.telegram_api_url).rstrip("/")
+    secret = token or (settings.telegram_token.get_secret_value() if settings.telegram_token
+                       else DEMO_TOKEN)
+    planner = Planner(db, library, clock, settings)
+    services = Services(db=db, library=library, clock=clock, settings=settings, planner=planner)
+    limiter = TelegramRateLimiter(per_second=settings.rate_limit_per_second,
+                                  per_chat=settings.rate_limit_per_chat,
+                                  chat_burst=settings.rate_limit_chat_burst)
+    application = (
+        ApplicationBuilder()
+        .token(secret)
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .updater(None)  # at-most-once; our InboxPoller replaces it
+        .rate_limiter(limiter)
+        .context_types(CONTEXT_TYPES)
+        .application_class(InterludeApplication, kwargs={"services": services})
+        .connection_pool_size(64)
+        .build()
+    )
+    assert isinstance(application, InterludeApplication)
+    register_handlers(application)
+    inbox = Inbox(db, clock)
+    dispatcher = Dispatcher(db, TelegramSender(application.bot), clock, settings)
+    poller = InboxPoller(application, inbox, services.failed_updates, settings.poll_timeout_seconds)
+    return Runtime(application, services, planner, dispatcher, inbox, poller)

@@ -1,0 +1,322 @@
+"""The `interlude` command: run the bot or the demo, migrate, and manage people and prompts.
+
+Every command that prints data takes --json and then prints exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from bot.clock import SystemClock
+from bot.config import OFFICIAL_API_URL, Settings
+from bot.db.engine import Database
+from bot.db.migrate import upgrade
+from bot.library import Library, LibraryError, load_library
+from bot.logs import configure_logging
+from bot.services import onboarding, review
+from bot.services.onboarding import OnboardingError
+
+DEMO_USERNAME = "InterludeDemoBot"
+
+
+class CommandError(Exception):
+    """Shown to the admin as one plain line, without a traceback."""
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.json else text)
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    db = Database.from_url(settings.sqlalchemy_url)
+    try:
+        await upgrade(db.engine)
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
+def _library(settings: Settings) -> Library:
+    try:
+        return load_library(settings.prompts_dir)
+    except LibraryError as error:
+        raise CommandError("the prompt library has problems:\n  " + "\n  ".join(error.problems)) \
+            from None
+
+
+async def _username(settings: Settings, db: Database) -> str:
+    if settings.bot_username:
+        return settings.bot_username.lstrip("@")
+    async with db.transaction() as session:
+        cached = await review.bot_username(session)
+    if cached:
+        return cached
+    if settings.telegram_token is None:
+        return DEMO_USERNAME
+    url = f"{settings.telegram_api_url.rstrip('/')}/bot{settings.telegram_token.get_secret_value()}/getMe"
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            username = (await client.get(url)).json()["result"]["username"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        raise CommandError("could not ask Telegram for the bot's username; set "
+                           "INTERLUDE_BOT_USERNAME in .env") from None
+    async with db.transaction() as session:
+        await review.remember_bot_username(session, username)
+    return str(username)
+
+
+# Commands ------------------------------------------------------------------------------------
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> None:
+        return None
+
+    asyncio.run(_with_db(settings, work))
+    _print(args, {"database": "up to date"}, "Database is up to date.")
+
+
+def cmd_therapist_add(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> tuple[int, str]:
+        async with db.transaction() as session:
+            issued = await onboarding.add_therapist(session, args.name, SystemClock(), settings)
+        return issued.id, review.deep_link(await _username(settings, db), issued.token)
+
+    therapist_id, link = asyncio.run(_with_db(settings, work))
+    _print(args, {"id": therapist_id, "link": link},
+           f"Therapist {therapist_id} added.\nOpen this link in your own Telegram to receive "
+           f"alerts there (valid {settings.therapist_link_ttl_hours:g} hours, once):\n{link}")
+
+
+def cmd_therapist_link(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> str:
+        async with db.transaction() as session:
+            token = await onboarding.new_therapist_link(session, args.id, SystemClock(), settings)
+        return review.deep_link(await _username(settings, db), token)
+
+    link = asyncio.run(_with_db(settings, work))
+    _print(args, {"id": args.id, "link": link}, link)
+
+
+def cmd_therapist_list(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.transaction() as session:
+            return [{"id": t.id, "name": t.display_name,
+                     "telegram_linked": t.telegram_user_id is not None}
+                    for t in await review.therapists(session)]
+
+    rows = asyncio.run(_with_db(settings, work))
+    _print(args, rows, "\n".join(f"{r['id']:>4}  {r['name']}" + ("" if r["telegram_linked"]
+                                 else "  (Telegram not linked yet)") for r in rows) or "No therapists yet.")
+
+
+def cmd_client_invite(args: argparse.Namespace, settings: Settings) -> None:
+    library = _library(settings)
+    anchor = None
+    if args.anchor:
+        try:
+            anchor = datetime.fromisoformat(args.anchor)
+        except ValueError:
+            raise CommandError(f"--anchor {args.anchor!r} is not an ISO date and time, "
+                               "like 2026-12-01T10:00+01:00") from None
+        if anchor.tzinfo is None and args.tz:
+            from zoneinfo import ZoneInfo
+            anchor = anchor.replace(tzinfo=ZoneInfo(args.tz))
+
+    async def work(db: Database) -> tuple[int, str, str]:
+        async with db.transaction() as session:
+            issued = await onboarding.invite_client(
+                session, therapist_id=args.therapist, name=args.name, clock=SystemClock(),
+                settings=settings, library=library, program=args.program, anchor=anchor,
+                timezone=args.tz)
+        return issued.id, issued.token, review.deep_link(await _username(settings, db), issued.token)
+
+    client_id, token, link = asyncio.run(_with_db(settings, work))
+    _print(args, {"client_id": client_id, "token": token, "link": link},
+           f"Client {client_id} invited. Give them this link (single use, valid "
+           f"{settings.invite_ttl_hours:g} hours):\n{link}\n\nToken: {token}")
+
+
+def cmd_client_list(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.transaction() as session:
+            return [{"id": c.id, "therapist_id": c.therapist_id, "name": c.display_name,
+                     "status": c.status.value, "timezone": c.timezone,
+                     "paused_until": c.paused_until}
+                    for c in await review.clients(session, args.therapist)]
+
+    rows = asyncio.run(_with_db(settings, work))
+    _print(args, rows, "\n".join(f"{r['id']:>4}  {r['name']:<24} {r['status']:<12} "
+                                 f"{r['timezone'] or ''}" for r in rows) or "No clients yet.")
+
+
+def cmd_prompt_send(args: argparse.Namespace, settings: Settings) -> None:
+    library = _library(settings)
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.transaction() as session:
+            delivery = await review.send_now(session, client_id=args.client, prompt_key=args.prompt,
+                                             library=library, clock=SystemClock(), settings=settings)
+        return {"delivery_id": delivery.id, "due_at": delivery.due_at}
+
+    result = asyncio.run(_with_db(settings, work))
+    _print(args, result, f"Queued as delivery {result['delivery_id']}. The running bot sends it "
+           f"at {result['due_at']:%Y-%m-%d %H:%M} UTC (now, unless it is the client's quiet hours).")
+
+
+def cmd_replies(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(db: Database) -> list[review.AnswerRecord]:
+        async with db.transaction() as session:
+            return await review.answers(session, args.client)
+
+    records = asyncio.run(_with_db(settings, work))
+    lines = []
+    for record in records:
+        head = (f"[{record.sent_at:%Y-%m-%d %H:%M}] {record.prompt_key}: {record.prompt_text}"
+                if record.sent_at else "[without a prompt]")
+        lines.append(head)
+        if record.checkin:
+            lines.append(f"    check-in: {record.checkin['state']}, {record.checkin['intensity']}/10")
+        for reply in record.replies:
+            shown = reply["text"] or reply["value"] or f"voice note, {reply['voice_seconds']} s"
+            lines.append(f"    {reply['kind']}: {shown}" + (" (edited)" if reply["edited_at"] else ""))
+    _print(args, [r.as_json() for r in records], "\n".join(lines) or "No answers yet.")
+
+
+def cmd_prompts_check(args: argparse.Namespace, settings: Settings) -> None:
+    try:
+        library = load_library(settings.prompts_dir)
+    except LibraryError as error:
+        _print(args, {"ok": False, "problems": error.problems},
+               "The prompt library has problems:\n  " + "\n  ".join(error.problems))
+        raise SystemExit(1) from None
+    _print(args, {"ok": True, "prompts": len(library.prompts), "programs": len(library.programs)},
+           f"OK: {len(library.prompts)} prompts and {len(library.programs)} programs "
+           f"in {settings.prompts_dir}.")
+
+
+def cmd_prompts_list(args: argparse.Namespace, settings: Settings) -> None:
+    library = _library(settings)
+    data = {
+        "prompts": [{"key": p.key, "kind": p.kind.value, "response": p.response.value,
+                     "tags": list(p.tags)} for p in library.prompts.values()],
+        "programs": [{"key": p.key, "title": p.title, "audience": p.audience.value,
+                      "anchor": p.anchor, "steps": len(p.steps)} for p in library.programs.values()],
+    }
+    text = ["Programs:"] + [f"  {p['key']:<28} {p['title']}" for p in data["programs"]]
+    text += ["", "Prompts:"] + [f"  {p['key']:<40} {p['kind']:<12} {p['response']}"
+                                for p in data["prompts"]]
+    _print(args, data, "\n".join(text))
+
+
+def cmd_emulator(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.emulator.runner import run_emulator
+
+    run_emulator(args.host, args.port)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.runner import run_bot
+
+    if settings.telegram_token is None and settings.telegram_api_url == OFFICIAL_API_URL:
+        raise CommandError("no Telegram token: set INTERLUDE_TELEGRAM_TOKEN in .env, or point "
+                           "INTERLUDE_TELEGRAM_API_URL at an emulator, or run `interlude demo`")
+    asyncio.run(run_bot(settings))
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.runner import run_demo
+
+    asyncio.run(run_demo(settings, port=args.port))
+
+
+def cmd_start(args: argparse.Namespace, settings: Settings) -> None:
+    """`make run`: the real bot with a token, the demo without one."""
+    if settings.telegram_token is None:
+        args.port = settings.demo_port
+        cmd_demo(args, settings)
+    else:
+        cmd_run(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interlude", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(parent: Any, name: str, handler: Callable[..., None], help_text: str,
+            json_flag: bool = True) -> argparse.ArgumentParser:
+        command = parent.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        if json_flag:
+            command.add_argument("--json", action="store_true", help="print one JSON document")
+        return command
+
+    add(commands, "start", cmd_start, "run the bot, or the demo when no token is set", False)
+    add(commands, "run", cmd_run, "run the bot against INTERLUDE_TELEGRAM_API_URL", False)
+    demo = add(commands, "demo", cmd_demo, "the local demo: emulator, bot and demo data", False)
+    demo.add_argument("--port", type=int, default=8081)
+    emulator = add(commands, "emulator", cmd_emulator, "a local Telegram Bot API emulator", False)
+    emulator.add_argument("--port", type=int, default=8081)
+    emulator.add_argument("--host", default="127.0.0.1")
+    add(commands, "migrate", cmd_migrate, "bring the database schema up to date")
+
+    therapist = commands.add_parser("therapist", help="therapists").add_subparsers(
+        dest="action", required=True)
+    add(therapist, "add", cmd_therapist_add, "register a therapist").add_argument("name")
+    add(therapist, "link", cmd_therapist_link, "a new Telegram link for a therapist").add_argument(
+        "id", type=int)
+    add(therapist, "list", cmd_therapist_list, "list therapists")
+
+    client = commands.add_parser("client", help="clients").add_subparsers(dest="action", required=True)
+    invite = add(client, "invite", cmd_client_invite, "create a client and an invite link")
+    invite.add_argument("--therapist", type=int, required=True)
+    invite.add_argument("--name", required=True, help="how the bot greets them; initials are fine")
+    invite.add_argument("--program", help="a program key from prompts/programs")
+    invite.add_argument("--anchor", help="the medicine session, ISO date-time with offset")
+    invite.add_argument("--tz", help="the client's IANA time zone, e.g. Europe/Berlin")
+    client_list = add(client, "list", cmd_client_list, "list clients")
+    client_list.add_argument("--therapist", type=int)
+
+    prompt = commands.add_parser("prompt", help="one prompt").add_subparsers(dest="action", required=True)
+    send = add(prompt, "send", cmd_prompt_send, "send a prompt to a client now")
+    send.add_argument("--client", type=int, required=True)
+    send.add_argument("--prompt", required=True)
+
+    replies = add(commands, "replies", cmd_replies, "what a client has answered")
+    replies.add_argument("--client", type=int, required=True)
+
+    prompts = commands.add_parser("prompts", help="the prompt library").add_subparsers(
+        dest="action", required=True)
+    add(prompts, "check", cmd_prompts_check, "validate the prompt library")
+    add(prompts, "list", cmd_prompts_list, "list programs and prompts")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as error:
+        print(f"interlude: the settings have a problem:\n{error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level)
+    try:
+        args.handler(args, settings)
+    except (CommandError, OnboardingError) as error:
+        print(f"interlude: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            print("\nStopped.", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

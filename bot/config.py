@@ -1,0 +1,106 @@
+"""Settings from the environment and .env (INTERLUDE_ prefix); built in main(), never at import."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.library.schema import parse_hhmm
+
+OFFICIAL_API_URL = "https://api.telegram.org"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INTERLUDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Telegram
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = OFFICIAL_API_URL
+    bot_username: str | None = None
+
+    # Storage and library
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    prompts_dir: Path = Path("prompts")
+
+    # The practice, as clients see it
+    practice_name: str = "your practice"
+    crisis_line: str = (
+        "If you are in danger or thinking about ending your life, please call or text 988 "
+        "(in the US) or your local emergency number now."
+    )
+    default_timezone: str = "America/New_York"
+    quiet_hours_start: str = "21:30"
+    quiet_hours_end: str = "08:00"
+
+    # Prompt life
+    invite_ttl_hours: float = Field(default=168, gt=0)
+    therapist_link_ttl_hours: float = Field(default=24, gt=0)
+    prompt_expiry_hours: float = Field(default=20, gt=0)
+    reminder_after_hours: float = Field(default=4, gt=0)
+    catch_up_grace_minutes: float = Field(default=120, ge=0)
+    planning_horizon_hours: float = Field(default=48, gt=0)
+
+    # Delivery
+    dispatch_interval_seconds: float = Field(default=1.0, ge=0)  # 0 turns the job off (tests)
+    dispatch_batch: int = Field(default=200, ge=1)
+    rate_limit_per_second: float = Field(default=30, gt=0, le=1000)
+    rate_limit_per_chat: float = Field(default=1, gt=0)
+    rate_limit_chat_burst: int = Field(default=3, ge=1)
+    send_max_attempts: int = Field(default=8, ge=1)
+    send_lease_seconds: float = Field(default=60, gt=0)
+    poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
+
+    log_level: str = "INFO"
+    demo_port: int = 8081
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        parse_hhmm(value)
+        return value
+
+    @property
+    def demo(self) -> bool:
+        return self.telegram_token is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        # Without a token everything is the demo, kept apart from a real practice's data.
+        name = "demo.db" if self.demo else "interlude.db"
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / name}"
+
+    @property
+    def quiet_hours(self) -> tuple[time, time]:
+        return parse_hhmm(self.quiet_hours_start), parse_hhmm(self.quiet_hours_end)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.catch_up_grace_minutes)
+
+    @property
+    def expiry(self) -> timedelta:
+        return timedelta(hours=self.prompt_expiry_hours)
+
+    @property
+    def reminder_after(self) -> timedelta:
+        return timedelta(hours=self.reminder_after_hours)
+
+    @property
+    def horizon(self) -> timedelta:
+        return timedelta(hours=self.planning_horizon_hours)

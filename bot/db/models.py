@@ -1,0 +1,277 @@
+"""The database: the source of truth for people, consent, schedules, deliveries and replies.
+
+Outbound rows flow enrolments -> deliveries; inbound rows flow inbox -> replies / check-ins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import Enum as SQLEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.db.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+def _enum(kind: type[StrEnum]) -> SQLEnum:
+    # Stored as plain strings with no database-level enum, so adding a value needs no migration.
+    return SQLEnum(kind, native_enum=False, create_constraint=False, length=24,
+                   values_callable=lambda members: [m.value for m in members])
+
+
+class ClientStatus(StrEnum):
+    INVITED = "invited"  # invite created, no consent yet
+    ACTIVE = "active"  # consented; may be paused (see Client.paused_until)
+    STOPPED = "stopped"  # revoked consent with /stop
+    UNREACHABLE = "unreachable"  # blocked the bot; nothing is sent until they come back
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # planned, waiting for its due time
+    SENDING = "sending"  # claimed by a dispatcher (lease in claimed_at)
+    SENT = "sent"  # in the client's chat, open for an answer
+    ANSWERED = "answered"  # the client answered (it stays open for more words until expiry)
+    EXPIRED = "expired"  # nobody answered before it closed
+    SKIPPED = "skipped"  # not sent: client paused, stopped or unreachable at its time
+    MISSED = "missed"  # not sent: later than the catch-up grace (downtime)
+    FAILED = "failed"  # not sent: Telegram refused it for good, or retries ran out
+
+
+OPEN_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.ANSWERED)
+
+
+class Therapist(Base):
+    __tablename__ = "therapists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    clients: Mapped[list[Client]] = relationship(back_populates="therapist")
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id"), index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    status: Mapped[ClientStatus] = mapped_column(_enum(ClientStatus), default=ClientStatus.INVITED)
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    suggested_timezone: Mapped[str | None] = mapped_column(String(64))
+    quiet_start: Mapped[str] = mapped_column(String(5))
+    quiet_end: Mapped[str] = mapped_column(String(5))
+    paused_until: Mapped[datetime | None]
+    # What the bot is waiting for the client to type (e.g. a time zone): conversation state
+    # lives here, in the database, so a restart mid-conversation loses nothing.
+    awaiting: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+    therapist: Mapped[Therapist] = relationship(back_populates="clients")
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Enrolment(Base):
+    __tablename__ = "enrolments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    program_key: Mapped[str] = mapped_column(String(64))
+    anchor_at: Mapped[datetime | None]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    # Everything up to here has been turned into deliveries; the planner resumes from it.
+    planned_through: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One prompt to one client: the outbox row, and the record of what was sent."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "due_at"),
+        Index("ix_deliveries_client_status", "client_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    enrolment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="SET NULL"))
+    # enrolment:step:local-date for planned prompts, so planning twice creates nothing twice.
+    dedupe_key: Mapped[str | None] = mapped_column(String(96), unique=True)
+    prompt_key: Mapped[str] = mapped_column(String(64))
+    # The prompt as it was when planned, so history stays true when the library changes.
+    prompt: Mapped[dict[str, Any]]
+    scheduled_for: Mapped[datetime]  # the program's own time, before quiet hours moved it
+    due_at: Mapped[datetime]  # not before this; retries move it forward
+    expires_at: Mapped[datetime]
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus),
+                                                   default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    reminder_at: Mapped[datetime | None]
+    reminder_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    answered_at: Mapped[datetime | None]
+    # Which question of a multi-step prompt, or which part of a check-in, comes next.
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))  # error class, never client text
+
+
+class ReplyKind(StrEnum):
+    TEXT = "text"
+    VOICE = "voice"
+    CHOICE = "choice"
+    SCALE = "scale"
+
+
+class Reply(Base):
+    """Something a client told us: words, a voice note, or a button choice."""
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        UniqueConstraint("client_id", "telegram_message_id", name="uq_replies_message"),
+        UniqueConstraint("delivery_id", "question", "kind", "button", name="uq_replies_button"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    question: Mapped[int] = mapped_column(Integer, default=0)  # step of a multi-step prompt
+    kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind))
+    text: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[str | None] = mapped_column(String(64))  # a choice label or a scale number
+    # Button answers have no message of their own; 1 marks them so one press replaces another.
+    button: Mapped[int | None] = mapped_column(Integer)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    voice_file_id: Mapped[str | None] = mapped_column(String(255))
+    voice_duration: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    edited_at: Mapped[datetime | None]
+
+
+class ReplyRevision(Base):
+    """The words a reply had before the client edited it."""
+
+    __tablename__ = "reply_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id", ondelete="CASCADE"),
+                                          index=True)
+    text: Mapped[str | None] = mapped_column(Text)
+    replaced_at: Mapped[datetime]
+
+
+class VoiceNote(Base):
+    __tablename__ = "voice_notes"
+
+    reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    mime_type: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class NervousSystemState(StrEnum):
+    GROUNDED = "grounded"
+    ACTIVATED = "activated"
+    SHUT_DOWN = "shut_down"
+
+
+class CheckIn(Base):
+    """A nervous-system check-in: where someone was and how strongly."""
+
+    __tablename__ = "checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"),
+                                             unique=True)
+    state: Mapped[NervousSystemState | None] = mapped_column(_enum(NervousSystemState))
+    intensity: Mapped[int | None] = mapped_column(Integer)
+    recorded_at: Mapped[datetime]
+
+
+class InboxUpdate(Base):
+    """A Telegram update, stored before it is acknowledged; its payload is cleared once handled."""
+
+    __tablename__ = "inbox"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[dict[str, Any] | None]
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class AppState(Base):
+    """Small facts the processes share, such as the bot's username."""
+
+    __tablename__ = "app_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))

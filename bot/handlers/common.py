@@ -1,0 +1,55 @@
+"""Small helpers every handler uses: who is writing, and saying a catalog message to them."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.ext import ContextTypes
+
+from bot import messages
+from bot.db.models import Client, ClientStatus
+from bot.handlers.context import InterludeContext
+from bot.messages import render
+from bot.services.onboarding import client_by_telegram
+
+CONTEXT_TYPES = ContextTypes(context=InterludeContext)
+
+
+def language_of(update: Update, client: Client | None = None) -> str | None:
+    if client is not None and client.language_code:
+        return client.language_code
+    user = update.effective_user
+    return user.language_code if user else None
+
+
+async def say(update: Update, context: InterludeContext, message: str, *,
+              language: str | None = None, keyboard: InlineKeyboardMarkup | None = None,
+              **values: object) -> Message | None:
+    """Send a catalog message into the chat this update came from."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    text = render(message, language or language_of(update), **values)
+    return await context.bot.send_message(chat.id, text, reply_markup=keyboard)
+
+
+async def current_client(update: Update, context: InterludeContext) -> Client | None:
+    """The client behind this update, if they are someone we may talk with and keep data for.
+
+    Tells everyone else why not (never invited, or stopped) and returns None. A client who
+    had blocked the bot and writes again is reachable again.
+    """
+    user = update.effective_user
+    if user is None:
+        return None
+    services = context.services
+    async with services.db.transaction() as session:
+        client = await client_by_telegram(session, user.id)
+        if client is not None and client.status is ClientStatus.UNREACHABLE:
+            client.status = ClientStatus.ACTIVE
+    if client is None:
+        await say(update, context, messages.NOT_INVITED)
+        return None
+    if client.status is ClientStatus.STOPPED:
+        await say(update, context, messages.STOPPED_ALREADY, language=client.language_code)
+        return None
+    return client

@@ -1,0 +1,72 @@
+"""The inbox: every update is written here before Telegram is told we have it.
+
+Rows are keyed by update_id, so a batch delivered twice is stored once. Handling an update marks
+it processed and clears its payload: the raw update (which may hold client text, or text from
+someone who never consented) lives only as long as it takes to handle it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.clock import Clock
+from bot.db.engine import Database
+from bot.db.models import InboxUpdate
+
+MAX_ATTEMPTS = 5
+
+
+class Inbox:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def store(self, updates: Iterable[dict[str, Any]]) -> int:
+        rows = [{"update_id": u["update_id"], "payload": u, "received_at": self.clock.now(),
+                 "attempts": 0} for u in updates]
+        if not rows:
+            return 0
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                insert(InboxUpdate).values(rows).on_conflict_do_nothing(index_elements=["update_id"]))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def last_update_id(self) -> int | None:
+        async with self.db.transaction() as session:
+            value = await session.scalar(select(func.max(InboxUpdate.update_id)))
+        return int(value) if value is not None else None
+
+    async def pending(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        async with self.db.transaction() as session:
+            rows = (await session.execute(
+                select(InboxUpdate.update_id, InboxUpdate.payload)
+                .where(InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS)
+                .order_by(InboxUpdate.update_id).limit(limit))).all()
+        return [(row.update_id, row.payload) for row in rows if row.payload is not None]
+
+    async def unprocessed_count(self) -> int:
+        async with self.db.transaction() as session:
+            value = await session.scalar(select(func.count()).select_from(InboxUpdate).where(
+                InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS))
+        return int(value or 0)
+
+    async def done(self, update_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(InboxUpdate).where(InboxUpdate.update_id == update_id)
+                                  .values(processed_at=self.clock.now(), payload=None))
+
+    async def failed(self, update_id: int, error: str) -> int:
+        """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""
+        async with self.db.transaction() as session:
+            row = await session.get(InboxUpdate, update_id)
+            if row is None:
+                return 0
+            row.attempts += 1
+            row.last_error = error[:200]
+            return row.attempts

@@ -1,0 +1,107 @@
+"""Our own polling loop: store a batch in the inbox, then ask for the next offset.
+
+python-telegram-bot's Updater confirms updates (by asking for the next offset) before any
+handler has run, so a crash loses them. Here the offset moves only after the batch is committed,
+and handling reads from the inbox, so nothing Telegram handed over is lost or handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application
+
+from bot.ingest.inbox import Inbox
+
+log = logging.getLogger(__name__)
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+
+
+class InboxPoller:
+    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], inbox: Inbox,
+                 failed_updates: set[int], poll_timeout: int = 25) -> None:
+        self.application = application
+        self.inbox = inbox
+        self.failed_updates = failed_updates
+        self.poll_timeout = poll_timeout
+        self._offset: int | None = None
+        self._stopping = asyncio.Event()
+        self.processed = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Poll until stopped; handle what is stored after every batch."""
+        last = await self.inbox.last_update_id()
+        self._offset = last + 1 if last is not None else None
+        backoff = 1.0
+        while not self._stopping.is_set():
+            await self.process_pending()
+            try:
+                batch = await self._fetch()
+            except RetryAfter as error:
+                await self._sleep(_seconds(error.retry_after))
+                continue
+            except (TimedOut, NetworkError) as error:
+                log.warning("polling failed (%s); trying again in %.0f s", type(error).__name__,
+                            backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            except (Conflict, InvalidToken):
+                log.exception("Telegram refused polling; is a webhook set or the token wrong?")
+                raise
+            backoff = 1.0
+            if batch:
+                await self.inbox.store(batch)
+                self._offset = max(u["update_id"] for u in batch) + 1
+
+    async def _fetch(self) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"timeout": self.poll_timeout, "allowed_updates": ALLOWED_UPDATES,
+                                  "limit": 100}
+        if self._offset is not None:
+            kwargs["offset"] = self._offset
+        result = await self.application.bot.do_api_request(
+            "getUpdates", api_kwargs=kwargs, read_timeout=self.poll_timeout + 10)
+        return list(result) if isinstance(result, list) else []
+
+    async def process_pending(self) -> int:
+        """Hand every stored, unhandled update to the application, oldest first."""
+        handled = 0
+        while True:
+            pending = await self.inbox.pending()
+            if not pending:
+                return handled
+            for update_id, payload in pending:
+                await self._process(update_id, payload)
+                handled += 1
+
+    async def _process(self, update_id: int, payload: dict[str, Any]) -> None:
+        self.failed_updates.discard(update_id)
+        try:
+            update = Update.de_json(payload, self.application.bot)
+            await self.application.process_update(update)
+        except TelegramError as error:
+            self.failed_updates.add(update_id)
+            log.warning("update %d failed (%s)", update_id, type(error).__name__)
+        if update_id in self.failed_updates:
+            attempts = await self.inbox.failed(update_id, "handler error")
+            if attempts >= 1:
+                await self._sleep(min(0.2 * attempts, 2))
+            return
+        await self.inbox.done(update_id)
+        self.processed += 1
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)

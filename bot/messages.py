@@ -1,0 +1,193 @@
+"""Every sentence the bot says to a person, in one catalog ready for translation.
+
+Strings are marked with N_() so `make messages` (pybabel extract) collects them into
+bot/locale/interlude.pot; render() looks each one up through gettext in the person's language,
+falling back to the English written here. The prompt library is not here: it is YAML in prompts/.
+Voice: warm, plain, short; invite, never demand; never clinical.
+"""
+
+from __future__ import annotations
+
+import gettext
+from functools import cache
+from pathlib import Path
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "interlude"
+
+
+def N_(message: str) -> str:  # the name gettext tools look for
+    """Marks a string for extraction; translation happens at render()."""
+    return message
+
+
+@cache
+def _translations(language: str) -> gettext.NullTranslations:
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
+
+
+def render(message: str, language: str | None = None, **values: object) -> str:
+    """The message in the person's language (by Telegram's language code), filled in."""
+    translated = _translations((language or "en").split("-")[0]).gettext(message)
+    return translated.format(**values) if values else translated
+
+
+# Onboarding ---------------------------------------------------------------------------------
+WELCOME = N_(
+    "Hi {name}. I'm the between-sessions companion from {practice}. {therapist} invited you "
+    "here.\n\n"
+    "Now and then I'll send you a short reflection or check-in that {therapist} chose for you. "
+    "You can answer with words, a voice note or a button — or not at all. There's no right answer."
+)
+PRIVACY = N_(
+    "What I keep: your answers, when prompts were sent, and the settings you choose. "
+    "Who reads it: {therapist}, to prepare for your sessions. No one else at the practice reads "
+    "your answers.\n\n"
+    "Telegram chats with bots are not end-to-end encrypted, so please share only what you're "
+    "comfortable writing here. You can pause with /pause or stop at any time with /stop."
+)
+NOT_AN_EMERGENCY_SERVICE = N_(
+    "I'm not an emergency service and I can't respond to emergencies. {crisis_line}"
+)
+CONSENT_QUESTION = N_("Is it okay for me to start?")
+CONSENT_YES = N_("Yes, I agree")
+CONSENT_NOT_NOW = N_("Not now")
+CONSENT_DECLINED = N_(
+    "That's completely okay. I haven't saved anything. If you change your mind, open your "
+    "invite link again."
+)
+CONSENT_THANKS = N_("Thank you. Two quick settings, so prompts arrive at good times for you.")
+INVITE_UNKNOWN = N_(
+    "I don't recognise this link. Please check it, or ask your therapist for a new one."
+)
+INVITE_EXPIRED = N_("This invite link has expired. Your therapist can give you a fresh one.")
+INVITE_USED = N_(
+    "This invite link has already been used. If that was you, you're all set: type /help. "
+    "If not, please ask your therapist for a new link."
+)
+NOT_INVITED = N_(
+    "Hello. I'm a companion that therapy practices use between sessions, and I can only talk "
+    "with people whose therapist has invited them. If your therapist gave you a link, please "
+    "open it again."
+)
+WELCOME_BACK = N_("Welcome back. You're all set; type /help to see what you can do.")
+
+# Time zone and quiet hours ------------------------------------------------------------------
+TIMEZONE_CONFIRM = N_(
+    "It looks like you're on {zone} time, where it's {local_time} now. Is that right?"
+)
+TIMEZONE_YES = N_("Yes, that's right")
+TIMEZONE_OTHER = N_("Choose another")
+TIMEZONE_QUESTION = N_(
+    "Which time zone are you in? Pick one below, or type a city or a zone name, "
+    "like Berlin or America/Chicago."
+)
+TIMEZONE_NOT_FOUND = N_(
+    "I couldn't find that time zone. Try a city like Berlin or Chicago, or a name like "
+    "America/Chicago."
+)
+TIMEZONE_SET = N_("Got it: {zone}, where it's {local_time} now.")
+TIMEZONE_CURRENT = N_("Your time zone is {zone}, where it's {local_time} now.")
+TIMEZONE_CHANGE = N_("Change time zone")
+QUIET_HOURS_QUESTION = N_(
+    "I won't send anything between {start} and {end}, your time. Does that suit you?"
+)
+QUIET_HOURS_KEEP = N_("That suits me")
+QUIET_HOURS_CHANGE = N_("Change quiet hours")
+QUIET_HOURS_ASK = N_("When should I stay quiet? Type two times, like 22:00-07:30.")
+QUIET_HOURS_UNREADABLE = N_("I couldn't read that. Try two times, like 22:00-07:30.")
+QUIET_HOURS_SET = N_("Quiet hours: {start} to {end}. I'll stay silent then.")
+QUIET_HOURS_CURRENT = N_("Your quiet hours are {start} to {end}.")
+ALL_SET_NEXT = N_("You're all set. Your first prompt will come {when}. Type /help any time.")
+ALL_SET_LATER = N_(
+    "You're all set. Your therapist will choose prompts for you soon. Type /help any time."
+)
+
+# Answers ------------------------------------------------------------------------------------
+CHECKIN_GROUNDED = N_("Grounded")
+CHECKIN_ACTIVATED = N_("Activated")
+CHECKIN_SHUT_DOWN = N_("Shut down")
+CHECKIN_INTENSITY = N_(
+    "And how strong is it right now, from 0 (barely there) to 10 (as strong as it gets)?"
+)
+CHECKIN_WORDS = N_(
+    "Thank you. If you'd like, add a few words about what your body is doing right now: "
+    "breath, chest, jaw, stomach. Or leave it here; that's fine too."
+)
+CHECKIN_STATE_CHOSEN = N_("You chose: {state}.")
+CHECKIN_INTENSITY_CHOSEN = N_("You chose: {state}, {intensity} of 10.")
+THANKS_WORDS = N_("Thank you. I've kept this for your therapist.")
+THANKS_VOICE = N_("Thank you. I've kept your voice note for your therapist.")
+THANKS_CHOICE = N_("Thank you. Noted: {value}.")
+THANKS_MORE_WORDS = N_("Thank you for adding that.")
+STEP_MARKER = N_("({number} of {total})")
+STEPS_DONE = N_("That was the last step. Thank you for taking the time.")
+UNPROMPTED_MESSAGE = N_(
+    "Thank you. I've saved this for your therapist to read. I can't reply to messages myself, "
+    "so if you need your therapist sooner, please contact the practice directly."
+)
+PROMPT_CLOSED = N_("This one has closed, so there's no need to answer it now.")
+BUTTON_NOT_FOR_YOU = N_("That button doesn't work here.")
+ONLY_WORDS_AND_VOICE = N_(
+    "I can only keep words and voice notes here, so I haven't saved this one."
+)
+REMINDER = N_("A gentle nudge: this one is still open if you'd like to answer. No pressure.")
+
+# Controls -----------------------------------------------------------------------------------
+HELP = N_(
+    "Here's what you can do:\n"
+    "/pause — take a break (add a number of days, like /pause 3)\n"
+    "/resume — start prompts again\n"
+    "/timezone — check or change your time zone\n"
+    "/quiet — check or change your quiet hours\n"
+    "/stop — stop all prompts and withdraw your consent\n\n"
+    "To answer a prompt, just write, send a voice note, or tap a button.\n\n"
+    "I'm not an emergency service. {crisis_line}"
+)
+PAUSED_UNTIL = N_(
+    "Paused until {until}. Nothing will arrive until then. Type /resume to start again sooner."
+)
+PAUSED = N_("Paused. Nothing will arrive until you type /resume.")
+PAUSE_HOW = N_(
+    "To pause for some days, type /pause and a number from 1 to 90, like /pause 3. "
+    "Or type /pause on its own to pause until you say /resume."
+)
+RESUMED = N_("Welcome back. Prompts will start again.")
+NOT_PAUSED = N_("You're not paused, so prompts are already on their way as planned.")
+STOPPED = N_(
+    "Okay, I've stopped. No more prompts will come, and I won't keep anything new you send. "
+    "What you shared before stays with your therapist. If you'd like to come back one day, "
+    "ask your therapist for a new invite link."
+)
+STOPPED_ALREADY = N_(
+    "You've stopped the prompts, so I'm not keeping new messages. If you'd like to come back, "
+    "ask your therapist for a new invite link."
+)
+UNKNOWN_COMMAND = N_("I don't know that one. Type /help to see what I can do.")
+SOMETHING_WENT_WRONG = N_(
+    "Sorry, something went wrong on my side and I couldn't take that in just now. "
+    "Please try again a little later."
+)
+
+# Therapists ---------------------------------------------------------------------------------
+THERAPIST_LINKED = N_(
+    "Hello {name}. This Telegram account is now linked to your therapist profile."
+)
+THERAPIST_LINK_INVALID = N_(
+    "This link has expired or has already been used. Ask your practice admin for a new one."
+)
+
+# Commands shown in Telegram's menu: (command, description)
+CLIENT_COMMANDS = (
+    ("help", N_("What I can do")),
+    ("pause", N_("Take a break from prompts")),
+    ("resume", N_("Start prompts again")),
+    ("timezone", N_("Your time zone")),
+    ("quiet", N_("Your quiet hours")),
+    ("stop", N_("Stop and withdraw consent")),
+)
+
+# When the next prompt comes ------------------------------------------------------------------
+WHEN_TODAY = N_("today at {time}")
+WHEN_TOMORROW = N_("tomorrow at {time}")
+WHEN_DAY = N_("on {day} at {time}")

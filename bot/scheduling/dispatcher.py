@@ -1,0 +1,264 @@
+"""Dispatcher: claims due deliveries, sends them under Telegram's limits, records the outcome.
+
+A claim marks rows `sending` with a lease in one transaction (PostgreSQL: FOR UPDATE SKIP
+LOCKED; SQLite: one writer at a time). A process that dies mid-send leaves rows whose lease
+expires; they are sent again, so duplicates are bounded by what was in flight. The catch-up
+policy is applied here, at send time: a prompt later than the grace period is marked missed,
+never sent in a burst after downtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.engine import Database
+from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus
+from bot.services.controls import can_receive, is_paused, quiet_release
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A prompt ready to send: plain data, so sending needs no database session."""
+
+    delivery_id: int
+    chat_id: int
+    language: str | None
+    prompt: dict[str, Any]
+
+
+class SendError(Exception):
+    """Base of what a Sender raises; the message is an error class name, never client text."""
+
+
+class RetryLater(SendError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds:g}s")
+        self.seconds = seconds
+
+
+class Unreachable(SendError):
+    """The client blocked the bot or the chat is gone."""
+
+
+class Rejected(SendError):
+    """Telegram refused this message for good."""
+
+
+class Transient(SendError):
+    """A network error or a server error: worth trying again."""
+
+
+class Sender(Protocol):
+    async def send_prompt(self, item: Outbound) -> int:
+        """Send the prompt; return Telegram's message id."""
+        ...
+
+    async def send_reminder(self, chat_id: int, reply_to_message_id: int,
+                            language: str | None) -> int:
+        ...
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    missed: int = 0
+    skipped: int = 0
+    postponed: int = 0
+    recovered: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(self, db: Database, sender: Sender, clock: Clock, settings: Settings) -> None:
+        self.db = db
+        self.sender = sender
+        self.clock = clock
+        self.settings = settings
+        self._lease = timedelta(seconds=settings.send_lease_seconds)
+
+    async def tick(self) -> TickReport:
+        """One round: claim what is due, send it, record what happened."""
+        report = TickReport()
+        batch = await self._claim(report)
+        if batch:
+            outcomes = await asyncio.gather(*(self._send(item) for item in batch))
+            await self._record(batch, outcomes, report)
+        return report
+
+    async def run_until_idle(self, max_rounds: int = 1000) -> TickReport:
+        """Tick until nothing due is left (tests, the demo, `prompt send`)."""
+        total = TickReport()
+        for _ in range(max_rounds):
+            report = await self.tick()
+            for name in ("claimed", "sent", "retried", "failed", "missed", "skipped",
+                         "postponed", "recovered"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            if report.claimed == 0:
+                break
+        return total
+
+    async def _claim(self, report: TickReport) -> list[Outbound]:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            recovered = await session.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.SENDING,
+                       Delivery.claimed_at < now - self._lease)
+                .values(status=DeliveryStatus.PENDING, claimed_at=None))
+            report.recovered = recovered.rowcount or 0  # type: ignore[attr-defined]
+            rows = (await session.execute(
+                select(Delivery, Client).join(Client, Client.id == Delivery.client_id)
+                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now)
+                .order_by(Delivery.due_at, Delivery.id)
+                .limit(self.settings.dispatch_batch)
+                .with_for_update(skip_locked=True, of=Delivery))).all()
+            batch = []
+            for delivery, client in rows:
+                item = self._admit(delivery, client, now, report)
+                if item is not None:
+                    batch.append(item)
+            report.claimed = len(batch)
+        return batch
+
+    def _admit(self, delivery: Delivery, client: Client, now: datetime,
+               report: TickReport) -> Outbound | None:
+        """Decide at send time: send, postpone, skip or mark missed."""
+        if now - delivery.due_at > self.settings.grace or delivery.expires_at <= now:
+            delivery.status, delivery.closed_at = DeliveryStatus.MISSED, now
+            delivery.last_error = "later than the catch-up grace"
+            report.missed += 1
+            return None
+        if not can_receive(client, now):
+            delivery.status, delivery.closed_at = DeliveryStatus.SKIPPED, now
+            delivery.last_error = "paused" if is_paused(client, now) else f"client {client.status}"
+            report.skipped += 1
+            return None
+        assert client.telegram_user_id is not None
+        release = quiet_release(client, now)
+        if release > now:  # quiet hours changed since planning: wait for the morning
+            delivery.due_at = release
+            delivery.expires_at = max(delivery.expires_at, release + self.settings.expiry)
+            report.postponed += 1
+            return None
+        delivery.status, delivery.claimed_at = DeliveryStatus.SENDING, now
+        delivery.attempts += 1
+        return Outbound(delivery.id, client.telegram_user_id, client.language_code,
+                        delivery.prompt)
+
+    async def _send(self, item: Outbound) -> int | SendError:
+        try:
+            return await self.sender.send_prompt(item)
+        except SendError as error:
+            return error
+        except Exception as error:
+            log.exception("unexpected error sending delivery %d", item.delivery_id)
+            return Transient(type(error).__name__)
+
+    async def _record(self, batch: Sequence[Outbound], outcomes: Sequence[int | SendError],
+                      report: TickReport) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            for item, outcome in zip(batch, outcomes, strict=True):
+                await self._record_one(session, item, outcome, now, report)
+
+    async def _record_one(self, session: AsyncSession, item: Outbound,
+                          outcome: int | SendError, now: datetime, report: TickReport) -> None:
+        delivery = await session.get(Delivery, item.delivery_id)
+        if delivery is None:
+            return
+        if isinstance(outcome, int):
+            delivery.telegram_message_id, delivery.sent_at = outcome, now
+            delivery.claimed_at = None
+            # /stop may have closed it while it was in flight; then it stays closed.
+            if delivery.status is DeliveryStatus.SENDING:
+                delivery.status = DeliveryStatus.SENT
+            report.sent += 1
+            return
+        if delivery.status is not DeliveryStatus.SENDING:
+            return
+        name = type(outcome).__name__
+        report.errors[name] = report.errors.get(name, 0) + 1
+        delivery.claimed_at, delivery.last_error = None, str(outcome)[:200] or name
+        if isinstance(outcome, RetryLater) or (
+                isinstance(outcome, Transient)
+                and delivery.attempts < self.settings.send_max_attempts):
+            wait = outcome.seconds if isinstance(outcome, RetryLater) else min(
+                2 ** delivery.attempts, MAX_BACKOFF_SECONDS)
+            delivery.status = DeliveryStatus.PENDING
+            delivery.due_at = now + timedelta(seconds=wait)
+            report.retried += 1
+            return
+        delivery.status, delivery.closed_at = DeliveryStatus.FAILED, now
+        report.failed += 1
+        if isinstance(outcome, Unreachable):
+            await self._mark_unreachable(session, delivery.client_id, now)
+
+    async def _mark_unreachable(self, session: AsyncSession, client_id: int,
+                                now: datetime) -> None:
+        await session.execute(update(Client).where(Client.id == client_id,
+                                                   Client.status == ClientStatus.ACTIVE)
+                              .values(status=ClientStatus.UNREACHABLE))
+        await session.execute(update(Delivery).where(
+            Delivery.client_id == client_id, Delivery.status == DeliveryStatus.PENDING,
+        ).values(status=DeliveryStatus.SKIPPED, closed_at=now, last_error="client unreachable"))
+        log.info("client %d blocked the bot; marked unreachable", client_id)
+
+    async def housekeeping(self) -> dict[str, int]:
+        """Close expired prompts and send the one gentle reminder an open prompt may get."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            expired = await session.execute(update(Delivery).where(
+                Delivery.status == DeliveryStatus.SENT, Delivery.expires_at <= now,
+            ).values(status=DeliveryStatus.EXPIRED, closed_at=now, reminder_at=None))
+            await session.execute(update(Delivery).where(
+                Delivery.status == DeliveryStatus.ANSWERED, Delivery.closed_at.is_(None),
+                Delivery.expires_at <= now).values(closed_at=now))
+            due = (await session.execute(
+                select(Delivery, Client).join(Client, Client.id == Delivery.client_id)
+                .where(Delivery.status == DeliveryStatus.SENT, Delivery.reminder_at <= now,
+                       Delivery.closed_at.is_(None))
+                .order_by(Delivery.reminder_at).limit(self.settings.dispatch_batch))).all()
+            reminders: list[tuple[int, int, int, str | None]] = []
+            for delivery, client in due:
+                if not can_receive(client, now) or delivery.telegram_message_id is None:
+                    delivery.reminder_at = None
+                    continue
+                assert client.telegram_user_id is not None
+                release = quiet_release(client, now)
+                if release > now:
+                    delivery.reminder_at = release if release < delivery.expires_at else None
+                    continue
+                # Claimed by clearing reminder_at: a nudge is sent at most once, even on a crash.
+                delivery.reminder_at = None
+                reminders.append((delivery.id, client.telegram_user_id,
+                                  delivery.telegram_message_id, client.language_code))
+
+        sent = 0
+        for delivery_id, chat_id, message_id, language in reminders:
+            try:
+                reminder_id = await self.sender.send_reminder(chat_id, message_id, language)
+            except SendError as error:
+                log.info("reminder for delivery %d not sent (%s)", delivery_id,
+                         type(error).__name__)
+                continue
+            async with self.db.transaction() as session:
+                await session.execute(update(Delivery).where(Delivery.id == delivery_id)
+                                      .values(reminder_message_id=reminder_id))
+            sent += 1
+        return {"expired": expired.rowcount or 0, "reminders": sent}  # type: ignore[attr-defined]

@@ -1,0 +1,139 @@
+"""Planner: turns enrolments into deliveries (the outbox) for the hours ahead.
+
+It walks each active enrolment from where it last stopped (`planned_through`) to the planning
+horizon, in the client's time zone, and writes one delivery per step occurrence. A dedupe key
+per enrolment, step and local day makes planning idempotent: a restart or a second process that
+plans the same span creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.engine import Database
+from bot.db.models import Client, ClientStatus, Delivery, Enrolment
+from bot.library import Library
+from bot.library.schema import Prompt, Step
+from bot.scheduling.timing import Occurrence, occurrences
+from bot.services.controls import quiet_release
+
+log = logging.getLogger(__name__)
+CHUNK = 500  # enrolments per transaction: keeps write locks short on SQLite
+
+
+def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
+    """The prompt as stored on a delivery, so what was sent stays true after library edits."""
+    return prompt.model_dump(mode="json", exclude_defaults=False)
+
+
+def new_delivery(client: Client, prompt: Prompt, *, scheduled_for: datetime, settings: Settings,
+                 enrolment_id: int | None = None, dedupe_key: str | None = None) -> Delivery:
+    """A delivery with its due time moved out of quiet hours and its reminder and expiry set."""
+    due = quiet_release(client, scheduled_for)
+    expires = due + settings.expiry
+    reminder = quiet_release(client, due + settings.reminder_after)
+    return Delivery(
+        client_id=client.id, enrolment_id=enrolment_id, dedupe_key=dedupe_key,
+        prompt_key=prompt.key, prompt=prompt_snapshot(prompt), scheduled_for=scheduled_for,
+        due_at=due, expires_at=expires, reminder_at=reminder if reminder < expires else None,
+    )
+
+
+class Planner:
+    def __init__(self, db: Database, library: Library, clock: Clock, settings: Settings) -> None:
+        self.db = db
+        self.library = library
+        self.clock = clock
+        self.settings = settings
+
+    async def plan(self, client_ids: Sequence[int] | None = None) -> int:
+        """Plan every active enrolment (or those of some clients); returns deliveries created."""
+        now = self.clock.now()
+        horizon = now + self.settings.horizon
+        created, after_id = 0, 0
+        while True:
+            async with self.db.transaction() as session:
+                query = (
+                    select(Enrolment, Client).join(Client, Client.id == Enrolment.client_id)
+                    .where(Enrolment.id > after_id, Enrolment.ended_at.is_(None),
+                           Client.status == ClientStatus.ACTIVE, Client.timezone.is_not(None),
+                           or_(Enrolment.planned_through.is_(None),
+                               Enrolment.planned_through < horizon),
+                           or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now))
+                    .order_by(Enrolment.id).limit(CHUNK))
+                if client_ids is not None:
+                    query = query.where(Enrolment.client_id.in_(client_ids))
+                rows = (await session.execute(query)).all()
+                for enrolment, client in rows:
+                    created += await self._plan_enrolment(session, enrolment, client, now,
+                                                          horizon)
+            if len(rows) < CHUNK:
+                break
+            after_id = rows[-1][0].id
+        if created:
+            log.info("planned %d deliveries", created)
+        return created
+
+    async def _plan_enrolment(self, session: AsyncSession, enrolment: Enrolment, client: Client,
+                              now: datetime, horizon: datetime) -> int:
+        program = self.library.programs.get(enrolment.program_key)
+        if program is None:
+            log.warning("enrolment %d names program %r, which the library no longer has",
+                        enrolment.id, enrolment.program_key)
+            return 0
+        assert client.timezone is not None
+        zone = ZoneInfo(client.timezone)
+        # Never plan what is already later than the catch-up grace: it would only be missed.
+        start = max(enrolment.planned_through or enrolment.starts_at, enrolment.starts_at,
+                    now - self.settings.grace)
+        until = min(horizon, enrolment.ends_at) if enrolment.ends_at else horizon
+
+        created = 0
+        for index, step in enumerate(program.steps):
+            sent_before = await self._step_count(session, enrolment.id, index)
+            for number, occurrence in enumerate(occurrences(
+                    step, zone, after=start, until=until, anchor=enrolment.anchor_at,
+                    seed=f"{enrolment.id}:{index}")):
+                prompt = self.library.prompts.get(self._choose(step, enrolment.id,
+                                                               sent_before + number))
+                if prompt is None:
+                    continue
+                key = self._dedupe_key(enrolment.id, index, step, occurrence)
+                if await session.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)):
+                    continue
+                session.add(new_delivery(client, prompt, scheduled_for=occurrence.at,
+                                         settings=self.settings, enrolment_id=enrolment.id,
+                                         dedupe_key=key))
+                created += 1
+        enrolment.planned_through = max(until, enrolment.planned_through or until)
+        await session.flush()
+        return created
+
+    @staticmethod
+    async def _step_count(session: AsyncSession, enrolment_id: int, index: int) -> int:
+        prefix = f"e{enrolment_id}:s{index}:"
+        count = await session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.enrolment_id == enrolment_id, Delivery.dedupe_key.startswith(prefix)))
+        return int(count or 0)
+
+    @staticmethod
+    def _choose(step: Step, enrolment_id: int, number: int) -> str:
+        """A pool is drawn in a per-client order, without repeats until it is used up."""
+        if step.prompt:
+            return step.prompt
+        offset = int(hashlib.sha256(str(enrolment_id).encode()).hexdigest()[:8], 16)
+        return step.pool[(offset + number) % len(step.pool)]
+
+    @staticmethod
+    def _dedupe_key(enrolment_id: int, index: int, step: Step, occurrence: Occurrence) -> str:
+        when = "anchor" if step.anchored else occurrence.local_date.isoformat()
+        return f"e{enrolment_id}:s{index}:{when}"

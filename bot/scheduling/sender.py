@@ -1,0 +1,52 @@
+"""The dispatcher's Sender over python-telegram-bot: Telegram errors become our SendErrors."""
+
+from __future__ import annotations
+
+from telegram import Bot, ReplyParameters
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from bot import messages
+from bot.handlers.keyboards import prompt_message
+from bot.messages import render
+from bot.scheduling.dispatcher import Outbound, Rejected, RetryLater, SendError, Transient, Unreachable
+
+
+def _translate(error: Exception) -> SendError:
+    if isinstance(error, RetryAfter):
+        wait = error.retry_after
+        return RetryLater(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
+    if isinstance(error, Forbidden):
+        return Unreachable("Forbidden")
+    if isinstance(error, BadRequest):
+        if "chat not found" in error.message.lower():
+            return Unreachable("BadRequest: chat not found")
+        return Rejected("BadRequest")
+    if isinstance(error, ChatMigrated):
+        return Rejected("ChatMigrated")
+    if isinstance(error, TimedOut | NetworkError):
+        return Transient(type(error).__name__)
+    return Transient(type(error).__name__)
+
+
+class TelegramSender:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send_prompt(self, item: Outbound) -> int:
+        rendered = prompt_message(item.delivery_id, item.prompt, item.language)
+        try:
+            message = await self.bot.send_message(item.chat_id, rendered.text,
+                                                   reply_markup=rendered.keyboard)
+        except Exception as error:
+            raise _translate(error) from None
+        return message.message_id
+
+    async def send_reminder(self, chat_id: int, reply_to_message_id: int,
+                            language: str | None) -> int:
+        try:
+            message = await self.bot.send_message(
+                chat_id, render(messages.REMINDER, language),
+                reply_parameters=ReplyParameters(reply_to_message_id, allow_sending_without_reply=True))
+        except Exception as error:
+            raise _translate(error) from None
+        return message.message_id
