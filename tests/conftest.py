@@ -19,9 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "data_dir": tmp_path, "prompts_dir": ROOT / "prompts",
-        "default_timezone": "Europe/Berlin", "dispatch_interval_seconds": 0,
-        "poll_timeout_seconds": 1, "practice_name": "Riverside Practice",
+        "data_dir": tmp_path,
+        "prompts_dir": ROOT / "prompts",
+        "default_timezone": "Europe/Berlin",
+        "dispatch_interval_seconds": 0,
+        "poll_timeout_seconds": 1,
+        "practice_name": "Riverside Practice",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -161,7 +161,7 @@ async def voice(update: Update, context: InterludeContext) -> None:
     async with services.db.transaction() as session:
         outcome = await replies.record_message(
             session, client, services.clock, message_id=message.message_id,
-            voice_file_id=note.file_id, voice_duration=note.duration,
+            voice_file_id=note.file_id, voice_duration=int(note.duration.total_seconds()),
             reply_to_message_id=message.reply_to_message.message_id
             if message.reply_to_message else None)
     try:

@@ -31,10 +31,14 @@ class InboxPoller:
         self.poll_timeout = poll_timeout
         self._offset: int | None = None
         self._stopping = asyncio.Event()
+        self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
         self.processed = 0
 
     def stop(self) -> None:
         self._stopping.set()
+        # A long poll in flight can be dropped: its updates are not confirmed until stored.
+        if self._fetching is not None:
+            self._fetching.cancel()
 
     async def run(self) -> None:
         """Poll until stopped; handle what is stored after every batch."""
@@ -43,8 +47,13 @@ class InboxPoller:
         backoff = 1.0
         while not self._stopping.is_set():
             await self.process_pending()
+            self._fetching = asyncio.create_task(self._fetch())
             try:
-                batch = await self._fetch()
+                batch = await self._fetching
+            except asyncio.CancelledError:
+                if self._stopping.is_set():
+                    return
+                raise
             except RetryAfter as error:
                 await self._sleep(_seconds(error.retry_after))
                 continue
@@ -57,19 +66,19 @@ class InboxPoller:
             except (Conflict, InvalidToken):
                 log.exception("Telegram refused polling; is a webhook set or the token wrong?")
                 raise
+            finally:
+                self._fetching = None
             backoff = 1.0
             if batch:
                 await self.inbox.store(batch)
                 self._offset = max(u["update_id"] for u in batch) + 1
 
     async def _fetch(self) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"timeout": self.poll_timeout, "allowed_updates": ALLOWED_UPDATES,
-                                  "limit": 100}
-        if self._offset is not None:
-            kwargs["offset"] = self._offset
-        result = await self.application.bot.do_api_request(
-            "getUpdates", api_kwargs=kwargs, read_timeout=self.poll_timeout + 10)
-        return list(result) if isinstance(result, list) else []
+        updates = await self.application.bot.get_updates(
+            offset=self._offset, limit=100, timeout=self.poll_timeout,
+            allowed_updates=ALLOWED_UPDATES, read_timeout=self.poll_timeout + 10)
+        # Stored as JSON; fields PTB does not know yet travel in api_kwargs and survive too.
+        return [update.to_dict() for update in updates]
 
     async def process_pending(self) -> int:
         """Hand every stored, unhandled update to the application, oldest first."""

@@ -16,18 +16,33 @@ from bot.scheduling.dispatcher import Outbound, RetryLater, SendError
 from bot.services import controls, onboarding
 
 
-async def active_client(db: Database, clock: FakeClock, settings: Settings, library: Library, *,
-                        program: str | None = "evening-checkin", zone: str = "Europe/Berlin",
-                        anchor: datetime | None = None, telegram_id: int = 5001,
-                        name: str = "Sam") -> int:
+async def active_client(
+    db: Database,
+    clock: FakeClock,
+    settings: Settings,
+    library: Library,
+    *,
+    program: str | None = "evening-checkin",
+    zone: str = "Europe/Berlin",
+    anchor: datetime | None = None,
+    telegram_id: int = 5001,
+    name: str = "Sam",
+) -> int:
     """An invited client who consented and set a time zone (quiet hours left at the default)."""
     async with db.transaction() as session:
         therapist = await onboarding.add_therapist(session, "Dr Rivera", clock, settings)
         invite = await onboarding.invite_client(
-            session, therapist_id=therapist.id, name=name, clock=clock, settings=settings,
-            library=library, program=program, anchor=anchor, timezone=zone)
-        await onboarding.give_consent(session, invite.token, telegram_id, "en", clock, settings,
-                                      library)
+            session,
+            therapist_id=therapist.id,
+            name=name,
+            clock=clock,
+            settings=settings,
+            library=library,
+            program=program,
+            anchor=anchor,
+            timezone=zone,
+        )
+        await onboarding.give_consent(session, invite.token, telegram_id, "en", clock, settings, library)
         client = await session.get(Client, invite.id)
         assert client is not None
         await controls.set_timezone(session, client, zone, clock)

@@ -24,8 +24,9 @@ def local(moment: datetime, zone: ZoneInfo = BERLIN) -> str:
     return moment.astimezone(zone).strftime("%a %H:%M")
 
 
-async def test_planner_writes_two_days_of_evening_checkins_once(db: Database, clock: FakeClock,
-                                                               settings: Settings, library: Library) -> None:
+async def test_planner_writes_two_days_of_evening_checkins_once(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """A daily 20:00 check-in is planned for the next 48 hours, and planning again adds nothing."""
     client_id = await active_client(db, clock, settings, library)
     planner = Planner(db, library, clock, settings)
@@ -37,8 +38,9 @@ async def test_planner_writes_two_days_of_evening_checkins_once(db: Database, cl
     assert all(d.prompt["text"] for d in planned)  # the text is kept as planned
 
 
-async def test_pool_draws_without_repeats_until_used_up(db: Database, clock: FakeClock,
-                                                        settings: Settings, library: Library) -> None:
+async def test_pool_draws_without_repeats_until_used_up(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """Over as many days as the pool has prompts, each prompt comes exactly once."""
     client_id = await active_client(db, clock, settings, library)
     planner = Planner(db, library, clock, settings)
@@ -46,12 +48,13 @@ async def test_pool_draws_without_repeats_until_used_up(db: Database, clock: Fak
     for _ in range(len(pool)):
         await planner.plan()
         clock.advance(days=1)
-    keys = [d.prompt_key for d in await deliveries(db, client_id)][:len(pool)]
+    keys = [d.prompt_key for d in await deliveries(db, client_id)][: len(pool)]
     assert sorted(keys) == sorted(pool)
 
 
-async def test_changing_time_zone_replans_without_doubling_today(db: Database, clock: FakeClock,
-                                                                  settings: Settings, library: Library) -> None:
+async def test_changing_time_zone_replans_without_doubling_today(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """Moving from Berlin to New York re-plans pending prompts in New York time, one per day."""
     client_id = await active_client(db, clock, settings, library)
     planner = Planner(db, library, clock, settings)
@@ -66,8 +69,9 @@ async def test_changing_time_zone_replans_without_doubling_today(db: Database, c
     assert [local(d.due_at, new_york) for d in planned] == ["Mon 20:00", "Tue 20:00"]
 
 
-async def test_prompt_inside_quiet_hours_waits_for_the_morning(db: Database, clock: FakeClock,
-                                                               settings: Settings, library: Library) -> None:
+async def test_prompt_inside_quiet_hours_waits_for_the_morning(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """With quiet hours 19:00-08:00, the 20:00 check-in is planned for 08:00 the next day."""
     client_id = await active_client(db, clock, settings, library)
     async with db.transaction() as session:
@@ -80,12 +84,14 @@ async def test_prompt_inside_quiet_hours_waits_for_the_morning(db: Database, clo
     assert local(first.due_at) == "Tue 08:00"
 
 
-async def test_integration_program_follows_the_medicine_session(db: Database, clock: FakeClock,
-                                                               settings: Settings, library: Library) -> None:
+async def test_integration_program_follows_the_medicine_session(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """Day-N steps land on the days after the session, in the client's local time."""
     session_time = datetime(2026, 3, 1, 10, 0, tzinfo=BERLIN)  # the day before the clock's "now"
-    client_id = await active_client(db, clock, settings, library, program="integration-7day",
-                                    anchor=session_time)
+    client_id = await active_client(
+        db, clock, settings, library, program="integration-7day", anchor=session_time
+    )
     planner = Planner(db, library, clock, settings)
     for _ in range(9):
         await planner.plan()
@@ -93,14 +99,14 @@ async def test_integration_program_follows_the_medicine_session(db: Database, cl
     planned = await deliveries(db, client_id)
     program = library.program("integration-7day")
     anchored_days = {step.anchor_day for step in program.steps if step.anchor_day is not None}
-    planned_days = {(d.scheduled_for.astimezone(BERLIN).date() - session_time.date()).days
-                    for d in planned}
+    planned_days = {(d.scheduled_for.astimezone(BERLIN).date() - session_time.date()).days for d in planned}
     # Day 0 was before the client consented (the clock starts on day 1): never planned late.
     assert planned_days == {day for day in anchored_days if day >= 1}
 
 
-async def test_dispatcher_sends_what_is_due_and_records_it(db: Database, clock: FakeClock,
-                                                           settings: Settings, library: Library) -> None:
+async def test_dispatcher_sends_what_is_due_and_records_it(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """At 20:00 the check-in goes to the client's chat and is marked sent with its message id."""
     client_id = await active_client(db, clock, settings, library, telegram_id=777)
     await Planner(db, library, clock, settings).plan()
@@ -116,8 +122,9 @@ async def test_dispatcher_sends_what_is_due_and_records_it(db: Database, clock: 
     assert first.telegram_message_id is not None
 
 
-async def test_catch_up_after_downtime_sends_recent_and_skips_stale(db: Database, clock: FakeClock,
-                                                                    settings: Settings, library: Library) -> None:
+async def test_catch_up_after_downtime_sends_recent_and_skips_stale(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """After six hours down, a prompt 6h late is marked missed; one 30 minutes late is still sent."""
     await active_client(db, clock, settings, library, telegram_id=1)
     await active_client(db, clock, settings, library, telegram_id=2, program="parts-week")
@@ -136,8 +143,9 @@ async def test_catch_up_after_downtime_sends_recent_and_skips_stale(db: Database
     assert report.missed == 0
 
 
-async def test_paused_and_stopped_clients_receive_nothing(db: Database, clock: FakeClock,
-                                                          settings: Settings, library: Library) -> None:
+async def test_paused_and_stopped_clients_receive_nothing(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """A paused client's prompts are skipped; /stop closes everything at once."""
     paused_id = await active_client(db, clock, settings, library, telegram_id=1)
     stopped_id = await active_client(db, clock, settings, library, telegram_id=2)
@@ -157,7 +165,8 @@ async def test_paused_and_stopped_clients_receive_nothing(db: Database, clock: F
 
 
 async def test_429_and_network_errors_are_retried_without_loss_or_doubles(
-        db: Database, clock: FakeClock, settings: Settings, library: Library) -> None:
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """A 429 waits its retry_after and a network error backs off; each prompt goes exactly once."""
     await active_client(db, clock, settings, library)
     await Planner(db, library, clock, settings).plan()
@@ -179,7 +188,8 @@ async def test_429_and_network_errors_are_retried_without_loss_or_doubles(
 
 
 async def test_blocked_bot_marks_client_unreachable_and_stops_sending(
-        db: Database, clock: FakeClock, settings: Settings, library: Library) -> None:
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """A 403 marks the client unreachable; their other pending prompts are skipped."""
     client_id = await active_client(db, clock, settings, library)
     await Planner(db, library, clock, settings).plan()
@@ -191,20 +201,25 @@ async def test_blocked_bot_marks_client_unreachable_and_stops_sending(
         client = await session.get(Client, client_id)
         assert client is not None
         assert client.status is ClientStatus.UNREACHABLE
-    assert {d.status for d in await deliveries(db, client_id)} == {DeliveryStatus.FAILED,
-                                                                    DeliveryStatus.SKIPPED}
+    assert {d.status for d in await deliveries(db, client_id)} == {
+        DeliveryStatus.FAILED,
+        DeliveryStatus.SKIPPED,
+    }
 
 
-async def test_a_crash_mid_send_is_recovered_after_the_lease(db: Database, clock: FakeClock,
-                                                             settings: Settings, library: Library) -> None:
+async def test_a_crash_mid_send_is_recovered_after_the_lease(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """A row left 'sending' by a dead process is sent again once its lease has expired."""
     client_id = await active_client(db, clock, settings, library)
     await Planner(db, library, clock, settings).plan()
     clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     async with db.transaction() as session:  # what a process that died after claiming leaves
-        await session.execute(update(Delivery).where(Delivery.client_id == client_id,
-                                                     Delivery.due_at <= clock.now())
-                              .values(status=DeliveryStatus.SENDING, claimed_at=clock.now()))
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.client_id == client_id, Delivery.due_at <= clock.now())
+            .values(status=DeliveryStatus.SENDING, claimed_at=clock.now())
+        )
     sender = RecordingSender()
     dispatcher = Dispatcher(db, sender, clock, settings)
     assert (await dispatcher.tick()).sent == 0  # the lease still holds
@@ -213,8 +228,9 @@ async def test_a_crash_mid_send_is_recovered_after_the_lease(db: Database, clock
     assert (report.recovered, report.sent) == (1, 1)
 
 
-async def test_one_gentle_reminder_then_expiry(db: Database, clock: FakeClock,
-                                               settings: Settings, library: Library) -> None:
+async def test_one_gentle_reminder_then_expiry(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """An unanswered morning prompt gets one reminder after four hours, then expires."""
     await active_client(db, clock, settings, library, program="parts-week")
     await Planner(db, library, clock, settings).plan()
@@ -234,8 +250,9 @@ async def test_one_gentle_reminder_then_expiry(db: Database, clock: FakeClock,
     assert len(sender.reminders) == 1
 
 
-async def test_planning_after_a_restart_resumes_where_it_stopped(db: Database, clock: FakeClock,
-                                                                 settings: Settings, library: Library) -> None:
+async def test_planning_after_a_restart_resumes_where_it_stopped(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
     """A new planner (a restarted process) plans from the stored watermark: no gaps, no doubles."""
     client_id = await active_client(db, clock, settings, library)
     await Planner(db, library, clock, settings).plan()

@@ -1,0 +1,183 @@
+"""End-to-end harness: the real bot over real HTTP against the emulator, with a clock we move.
+
+The bot runs in the test's event loop (polling, inbox, handlers); the emulator runs in a thread.
+Scheduled time is a FakeClock, so a week of prompts takes milliseconds; nothing sleeps for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import Runtime, build_runtime
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.db.engine import Database
+from bot.db.migrate import upgrade
+from bot.db.models import Therapist
+from bot.emulator.config import EmulatorConfig
+from bot.emulator.control import EmulatorControl
+from bot.emulator.runner import EmulatorThread
+from bot.library import Library
+from bot.services import onboarding
+from tests.conftest import make_settings
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorThread]:
+    # Generous limits by default, so conversations are quick; tests about limits tighten them.
+    config = EmulatorConfig(global_rate=1000, global_burst=1000, chat_rate=50, chat_burst=50)
+    with EmulatorThread(config) as thread:
+        yield thread
+
+
+@dataclass
+class Person:
+    """A simulated Telegram user talking to the bot through the emulator."""
+
+    control: EmulatorControl
+    harness: BotHarness
+    id: int
+
+    async def send(self, text: str, **extra: Any) -> dict[str, Any]:
+        sent = await self.control.send_text(self.id, text, **extra)
+        await self.harness.settle()
+        return sent
+
+    async def send_payload(self, **payload: Any) -> dict[str, Any]:
+        sent = await self.control.send(self.id, **payload)
+        await self.harness.settle()
+        return sent
+
+    async def tap(self, label: str) -> dict[str, Any]:
+        """Press the newest button with this label."""
+        for message in reversed(await self.control.bot_messages(self.id)):
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                if any(button["text"] == label for button in row):
+                    pressed = await self.control.press(self.id, message["message_id"], button_text=label)
+                    await self.harness.settle()
+                    return pressed
+        raise AssertionError(f"no button {label!r}; the bot said: {await self.said()}")
+
+    async def said(self) -> list[str]:
+        return [m.get("text", "") for m in await self.control.bot_messages(self.id)]
+
+    async def last(self) -> str:
+        return (await self.said())[-1]
+
+    async def buttons(self) -> list[str]:
+        messages = await self.control.bot_messages(self.id)
+        markup = (messages[-1].get("reply_markup") or {}) if messages else {}
+        return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+@dataclass
+class BotHarness:
+    settings: Settings
+    db: Database
+    library: Library
+    clock: FakeClock
+    emulator: EmulatorThread
+    control: EmulatorControl
+    runtime: Runtime | None = None
+    people: list[Person] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self.runtime = build_runtime(
+            self.settings, self.db, self.library, self.clock, api_url=self.emulator.url
+        )
+        await self.runtime.start(poll=True, jobs=False)
+
+    async def stop(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.stop()
+            self.runtime = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Wait until every update the emulator holds is stored and handled."""
+        assert self.runtime is not None
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            stats = await self.control.stats()
+            if stats["pending_updates"] == 0 and await self.runtime.inbox.unprocessed_count() == 0:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"the bot did not settle: {stats['pending_updates']} pending")
+            await asyncio.sleep(0.01)
+
+    async def deliver_due(self) -> Any:
+        """Run the dispatcher and housekeeping now (the JobQueue does this every second)."""
+        assert self.runtime is not None
+        report = await self.runtime.dispatcher.run_until_idle()
+        await self.runtime.dispatcher.housekeeping()
+        return report
+
+    async def person(self, first_name: str = "Sam", language_code: str = "en") -> Person:
+        user_id = await self.control.create_user(first_name, language_code=language_code)
+        person = Person(self.control, self, user_id)
+        self.people.append(person)
+        return person
+
+    async def invite(
+        self,
+        name: str = "Sam",
+        program: str | None = "evening-checkin",
+        timezone: str | None = "Europe/Berlin",
+        anchor: datetime | None = None,
+    ) -> tuple[int, str]:
+        async with self.db.transaction() as session:
+            therapist_id = await session.scalar(select(Therapist.id).limit(1))
+            if therapist_id is None:
+                therapist_id = (
+                    await onboarding.add_therapist(session, "Dr Rivera", self.clock, self.settings)
+                ).id
+            issued = await onboarding.invite_client(
+                session,
+                therapist_id=therapist_id,
+                name=name,
+                clock=self.clock,
+                settings=self.settings,
+                library=self.library,
+                program=program,
+                anchor=anchor,
+                timezone=timezone,
+            )
+        return issued.id, issued.token
+
+    async def onboard(self, person: Person, token: str) -> None:
+        """Open the invite, agree, confirm the suggested time zone, keep quiet hours."""
+        await person.send(f"/start {token}")
+        await person.tap("Yes, I agree")
+        await person.tap("Yes, that's right")
+        await person.tap("That suits me")
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, library: Library, emulator: EmulatorThread) -> AsyncIterator[BotHarness]:
+    settings = make_settings(
+        tmp_path, telegram_api_url=emulator.url, rate_limit_per_chat=50, rate_limit_chat_burst=50
+    )
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}")
+    await upgrade(db.engine)
+    control = EmulatorControl(emulator.url)
+    await control.reset()
+    clock = FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))  # Monday 10:00 in Berlin
+    harness = BotHarness(settings, db, library, clock, emulator, control)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+        await control.aclose()
+        await db.dispose()
