@@ -16,7 +16,8 @@ OFFICIAL_API_URL = "https://api.telegram.org"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="INTERLUDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="INTERLUDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_ignore_empty=True,  # `INTERLUDE_TELEGRAM_TOKEN=` copied from .env.example means unset
     )
 
     # Telegram
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(default=200, ge=1)
     rate_limit_per_second: float = Field(default=30, gt=0, le=1000)
     rate_limit_per_chat: float = Field(default=1, gt=0)
-    rate_limit_chat_burst: int = Field(default=3, ge=1)
+    rate_limit_chat_burst: int = Field(default=2, ge=1)  # one under Telegram's burst, for jitter
     send_max_attempts: int = Field(default=8, ge=1)
     send_lease_seconds: float = Field(default=60, gt=0)
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)

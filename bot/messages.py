@@ -94,7 +94,7 @@ QUIET_HOURS_QUESTION = N_(
 )
 QUIET_HOURS_KEEP = N_("That suits me")
 QUIET_HOURS_CHANGE = N_("Change quiet hours")
-QUIET_HOURS_ASK = N_("When should I stay quiet? Type two times, like 22:00-07:30.")
+QUIET_HOURS_ASK = N_("When would you like me to stay quiet? Type two times, like 22:00-07:30.")
 QUIET_HOURS_UNREADABLE = N_("I couldn't read that. Try two times, like 22:00-07:30.")
 QUIET_HOURS_SET = N_("Quiet hours: {start} to {end}. I'll stay silent then.")
 QUIET_HOURS_CURRENT = N_("Your quiet hours are {start} to {end}.")

@@ -31,12 +31,14 @@ async def test_invite_consent_prompt_and_answers(harness: BotHarness) -> None:
     await sam.send(f"/start {token}")
     said = await sam.said()
     assert "Dr Rivera invited you" in said[0]
-    assert "not an emergency service" in said[1] and "988" in said[1]
+    assert "not an emergency service" in said[1]
+    assert "988" in said[1]
     assert "not end-to-end encrypted" in said[1]
     assert await sam.buttons() == ["Yes, I agree", "Not now"]
     async with harness.db.transaction() as session:  # nothing bound before consent
         client = await session.get(Client, client_id)
-        assert client is not None and client.telegram_user_id is None
+        assert client is not None
+        assert client.telegram_user_id is None
 
     await sam.tap("Yes, I agree")
     assert "Europe/Berlin" in await sam.last()
@@ -47,9 +49,11 @@ async def test_invite_consent_prompt_and_answers(harness: BotHarness) -> None:
 
     async with harness.db.transaction() as session:
         consent = await session.scalar(select(Consent).where(Consent.client_id == client_id))
-        assert consent is not None and consent.version == CONSENT_VERSION
+        assert consent is not None
+        assert consent.version == CONSENT_VERSION
         client = await session.get(Client, client_id)
-        assert client is not None and client.status is ClientStatus.ACTIVE
+        assert client is not None
+        assert client.status is ClientStatus.ACTIVE
 
     # Nothing before its time; at 20:00 Berlin the check-in arrives with its state buttons.
     before = len(await sam.said())
@@ -68,12 +72,15 @@ async def test_invite_consent_prompt_and_answers(harness: BotHarness) -> None:
 
     async with harness.db.transaction() as session:
         checkin = await session.scalar(select(CheckIn))
-        assert checkin is not None and (checkin.state.value, checkin.intensity) == ("activated", 7)
+        assert checkin is not None
+        assert (checkin.state.value, checkin.intensity) == ("activated", 7)
         reply = await session.scalar(select(Reply))
-        assert reply is not None and reply.text == "Tight chest, jaw clenched."
+        assert reply is not None
+        assert reply.text == "Tight chest, jaw clenched."
         assert reply.delivery_id == checkin.delivery_id
         delivery = await session.get(Delivery, checkin.delivery_id)
-        assert delivery is not None and delivery.status is DeliveryStatus.ANSWERED
+        assert delivery is not None
+        assert delivery.status is DeliveryStatus.ANSWERED
 
 
 async def test_integration_prompt_takes_voice_notes_and_reply_to(harness: BotHarness) -> None:
@@ -107,7 +114,8 @@ async def test_integration_prompt_takes_voice_notes_and_reply_to(harness: BotHar
         assert voice_note.delivery_id == latest.id
         assert words.delivery_id == older.id
         stored = await session.get(VoiceNote, voice_note.id)
-        assert stored is not None and len(stored.content) > 0
+        assert stored is not None
+        assert len(stored.content) > 0
 
 
 async def test_not_now_stores_nothing_and_the_link_still_works(harness: BotHarness) -> None:

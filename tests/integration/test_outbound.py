@@ -153,7 +153,8 @@ async def test_paused_and_stopped_clients_receive_nothing(
     async with db.transaction() as session:
         paused = await session.get(Client, paused_id)
         stopped = await session.get(Client, stopped_id)
-        assert paused is not None and stopped is not None
+        assert paused is not None
+        assert stopped is not None
         controls.pause(paused, 3, clock)
         await onboarding.revoke_consent(session, stopped, clock)
     sender = RecordingSender()

@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both build the virtual
+# environment and install what they need; nothing else has to be set up by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint bench messages clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Interlude needs Python 3.11 or newer")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "Creating the virtual environment failed; on Debian: apt-get install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## run: the bot with INTERLUDE_TELEGRAM_TOKEN set in .env; without it, the local demo
+run: $(STAMP)
+	$(BIN)/interlude migrate
+	$(BIN)/interlude start
+
+## test: the whole test suite (unit, integration, end to end against the emulator)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/interlude prompts check
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## messages: collect every client-facing sentence into bot/locale/interlude.pot for translators
+messages: $(STAMP)
+	mkdir -p bot/locale
+	$(BIN)/pybabel extract --no-location -k N_ -o bot/locale/interlude.pot bot/messages.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
