@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 
 from bot import messages
@@ -106,8 +105,6 @@ async def consent_answer(update: Update, context: InterludeContext) -> None:
         check = await onboarding.give_consent(session, parts[2], user.id, user.language_code,
                                               services.clock, services.settings, services.library)
         client = check.client
-        if check.state is InviteState.VALID and client is not None:
-            client.awaiting = Awaiting.TIMEZONE_THEN_QUIET
     if check.state is not InviteState.VALID or client is None:
         await say(update, context, INVITE_PROBLEMS[check.state])
         return
@@ -116,11 +113,16 @@ async def consent_answer(update: Update, context: InterludeContext) -> None:
 
 
 async def ask_timezone(update: Update, context: InterludeContext, client: Client,
-                       *, onboarding: bool) -> None:
+                       *, onboarding: bool, confirm_suggested: bool = True) -> None:
     """Confirm a zone the therapist suggested, or offer likely ones and invite typing."""
     language, flag = client.language_code, int(onboarding)
-    now = context.services.clock.now()
-    if onboarding and client.suggested_timezone:
+    services = context.services
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        stored = await session.get(Client, client.id)
+        assert stored is not None
+        stored.awaiting = Awaiting.TIMEZONE_THEN_QUIET if onboarding else Awaiting.TIMEZONE
+    if onboarding and confirm_suggested and client.suggested_timezone:
         zone = client.suggested_timezone
         await say(update, context, messages.TIMEZONE_CONFIRM, language=language, zone=zone,
                   local_time=timezones.local_time(zone, now),
@@ -146,7 +148,8 @@ async def timezone_button(update: Update, context: InterludeContext) -> None:
     during_onboarding = flag == "1"
     if action == "other":
         await _drop_keyboard(update)
-        await ask_timezone(update, context, client, onboarding=False)
+        await ask_timezone(update, context, client, onboarding=during_onboarding,
+                           confirm_suggested=False)
         return
     zone = rest[0] if rest else ""
     if not timezones.is_zone(zone):
@@ -163,7 +166,7 @@ async def set_timezone(update: Update, context: InterludeContext, client: Client
         stored = await session.get(Client, client.id)
         assert stored is not None
         await controls.set_timezone(session, stored, zone, services.clock)
-        stored.awaiting = Awaiting.QUIET_HOURS if during_onboarding else None
+        stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if during_onboarding else None
     await say(update, context, messages.TIMEZONE_SET, language=client.language_code, zone=zone,
               local_time=timezones.local_time(zone, services.clock.now()))
     if during_onboarding:
@@ -195,7 +198,10 @@ async def quiet_button(update: Update, context: InterludeContext) -> None:
     async with services.db.transaction() as session:
         stored = await session.get(Client, client.id)
         assert stored is not None
-        stored.awaiting = Awaiting.QUIET_HOURS if action == "change" else None
+        if action == "change":
+            stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if flag == "1" else Awaiting.QUIET_HOURS
+        else:
+            stored.awaiting = None
     if action == "change":
         await say(update, context, messages.QUIET_HOURS_ASK, language=client.language_code)
     elif flag == "1":
@@ -217,24 +223,17 @@ async def typed_setting(update: Update, context: InterludeContext, client: Clien
     if parsed is None:
         await say(update, context, messages.QUIET_HOURS_UNREADABLE, language=client.language_code)
         return
-    onboarding_done = client.timezone is not None
     async with services.db.transaction() as session:
         stored = await session.get(Client, client.id)
         assert stored is not None
-        first_time = await _never_prompted(session, stored)
         await controls.set_quiet_hours(session, stored, *parsed, services.clock)
         stored.awaiting = None
     await say(update, context, messages.QUIET_HOURS_SET, language=client.language_code,
               start=parsed[0], end=parsed[1])
-    if onboarding_done and first_time:
+    if client.awaiting == Awaiting.QUIET_HOURS_THEN_DONE:
         await finish_onboarding(update, context, client)
     else:
         await services.planner.plan([client.id])
-
-
-async def _never_prompted(session: AsyncSession, client: Client) -> bool:
-    return await session.scalar(select(Delivery.id).where(
-        Delivery.client_id == client.id, Delivery.sent_at.is_not(None)).limit(1)) is None
 
 
 async def finish_onboarding(update: Update, context: InterludeContext, client: Client) -> None:

@@ -26,6 +26,7 @@ class Awaiting(StrEnum):
     TIMEZONE = "timezone"
     TIMEZONE_THEN_QUIET = "timezone_then_quiet"  # during onboarding: quiet hours come next
     QUIET_HOURS = "quiet_hours"
+    QUIET_HOURS_THEN_DONE = "quiet_hours_then_done"  # the last step of onboarding
 
 
 def is_paused(client: Client, now: datetime) -> bool:
