@@ -89,11 +89,15 @@ class BotHarness:
     runtime: Runtime | None = None
     people: list[Person] = field(default_factory=list)
 
-    async def start(self) -> None:
+    async def start(self, *, jobs: bool = False) -> None:
         self.runtime = build_runtime(
             self.settings, self.db, self.library, self.clock, api_url=self.emulator.url
         )
-        await self.runtime.start(poll=True, jobs=False)
+        await self.runtime.start(poll=True, jobs=jobs)
+
+    async def start_with_jobs(self) -> None:
+        """Start as in production: PTB's JobQueue drives the dispatcher."""
+        await self.start(jobs=True)
 
     async def stop(self) -> None:
         if self.runtime is not None:

@@ -39,7 +39,7 @@ async def test_help_lists_commands_and_the_crisis_line(harness: BotHarness) -> N
 
 async def test_pause_for_days_then_resume(harness: BotHarness) -> None:
     """/pause 3 skips the evening check-ins; /resume brings them back the same evening."""
-    client_id, sam = await joined(harness)
+    _client_id, sam = await joined(harness)
     await sam.send("/pause 3")
     assert "Paused until 2026-03-05 10:00" in await sam.last()
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
@@ -59,7 +59,7 @@ async def test_pause_for_days_then_resume(harness: BotHarness) -> None:
 
 async def test_pause_without_days_lasts_until_resume_and_bad_days_are_explained(harness: BotHarness) -> None:
     """/pause alone pauses until /resume; /pause soon gets a kind explanation."""
-    client_id, sam = await joined(harness)
+    _client_id, sam = await joined(harness)
     await sam.send("/pause soon")
     assert "a number from 1 to 90" in await sam.last()
     await sam.send("/pause")
@@ -106,8 +106,9 @@ async def test_timezone_can_be_typed_as_a_city(harness: BotHarness) -> None:
     client = await client_row(harness, client_id)
     assert client.timezone == "America/New_York"
     async with harness.db.transaction() as session:
-        pending = list(await session.scalars(select(Delivery).where(
-            Delivery.status == DeliveryStatus.PENDING)))
+        pending = list(
+            await session.scalars(select(Delivery).where(Delivery.status == DeliveryStatus.PENDING))
+        )
     new_york = ZoneInfo("America/New_York")
     assert {d.due_at.astimezone(new_york).strftime("%H:%M") for d in pending} == {"20:00"}
 

@@ -1,0 +1,164 @@
+"""Nothing lost, nothing doubled: 429 storms, restarts and crashes at awkward moments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import Delivery, DeliveryStatus, Reply
+from bot.ingest.inbox import Inbox
+from tests.e2e.conftest import BotHarness
+from tests.integration.helpers import active_client
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+async def test_429_storm_loses_nothing_and_doubles_nothing(harness: BotHarness) -> None:
+    """With Telegram allowing only 4 messages a second, 12 due prompts all arrive exactly once."""
+    await harness.control.configure(global_rate=4, global_burst=2, require_user_start=False)
+    users = [await harness.control.create_user(f"Client {n}") for n in range(12)]
+    for user in users:
+        await active_client(
+            harness.db,
+            harness.clock,
+            harness.settings,
+            harness.library,
+            telegram_id=user,
+            name=f"Client {user}",
+        )
+    assert harness.runtime is not None
+    await harness.runtime.planner.plan()
+    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
+    for _ in range(30):  # the fake clock moves on so retry_after waits pass
+        await harness.deliver_due()
+        async with harness.db.transaction() as session:
+            left = await session.scalar(
+                select(Delivery.id)
+                .where(
+                    Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                    Delivery.scheduled_for <= harness.clock.now(),
+                )
+                .limit(1)
+            )
+        if left is None:
+            break
+        harness.clock.advance(seconds=2)
+    stats = await harness.control.stats()
+    assert stats["rate_limited"] > 0, "the storm did not happen; the test proves nothing"
+    received = Counter()
+    for user in users:
+        received[user] = len(await harness.control.bot_messages(user))
+    assert set(received.values()) == {1}
+    async with harness.db.transaction() as session:
+        statuses = Counter(
+            await session.scalars(
+                select(Delivery.status).where(Delivery.scheduled_for <= harness.clock.now())
+            )
+        )
+    assert statuses == {DeliveryStatus.SENT: 12}
+
+
+async def test_messages_sent_while_the_bot_is_down_are_handled_after_restart(harness: BotHarness) -> None:
+    """Replies written during a restart are all stored once and acknowledged once."""
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
+    await harness.deliver_due()
+    await harness.stop()
+    for n in range(3):
+        await harness.control.send_text(sam.id, f"written while you were away {n}")
+    await harness.start()
+    await harness.settle()
+    async with harness.db.transaction() as session:
+        texts = list(await session.scalars(select(Reply.text).order_by(Reply.id)))
+    assert texts == [f"written while you were away {n}" for n in range(3)]
+    said = await sam.said()
+    assert said.count("Thank you. I've kept this for your therapist.") == 1
+    assert said.count("Thank you for adding that.") == 2
+
+
+async def test_crash_after_storing_before_handling_loses_nothing(harness: BotHarness) -> None:
+    """Updates stored in the inbox by a process that then died are handled by the next one."""
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
+    await harness.deliver_due()
+    await harness.stop()
+    await harness.control.send_text(sam.id, "one")
+    await harness.control.send_text(sam.id, "two")
+    # A process fetches and commits the batch to the inbox, then dies before handling it.
+    await harness.start()
+    assert harness.runtime is not None
+    harness.runtime.poller.stop()
+    await harness.stop()
+    dying = Inbox(harness.db, harness.clock)
+    from telegram import Bot
+
+    async with Bot("123:abc", base_url=f"{harness.emulator.url}/bot") as bot:
+        updates = await bot.get_updates(timeout=0)
+        assert len(updates) == 2
+        await dying.store([u.to_dict() for u in updates])
+    await harness.start()
+    await harness.settle()
+    async with harness.db.transaction() as session:
+        texts = list(await session.scalars(select(Reply.text).order_by(Reply.id)))
+    assert texts == ["one", "two"]
+
+
+async def test_replaying_a_handled_update_stores_nothing_twice(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the process dies after handling but before marking done, the replay is harmless."""
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
+    await harness.deliver_due()
+
+    real_done = Inbox.done
+    crashed: list[int] = []
+
+    async def die_once(self: Inbox, update_id: int) -> None:
+        if not crashed:
+            crashed.append(update_id)
+            raise asyncio.CancelledError  # as if the process stopped right here
+        await real_done(self, update_id)
+
+    monkeypatch.setattr(Inbox, "done", die_once)
+    await harness.control.send_text(sam.id, "only once, please")
+    for _ in range(200):
+        if crashed:
+            break
+        await asyncio.sleep(0.01)
+    await harness.stop()
+    monkeypatch.setattr(Inbox, "done", real_done)
+    await harness.start()
+    await harness.settle()
+    async with harness.db.transaction() as session:
+        texts = list(await session.scalars(select(Reply.text)))
+    assert texts == ["only once, please"]
+
+
+async def test_job_queue_delivers_due_prompts_on_its_own(harness: BotHarness) -> None:
+    """With the JobQueue running, a due prompt goes out without anyone calling the dispatcher."""
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    before = len(await harness.control.bot_messages(sam.id))
+    await harness.stop()
+    harness.settings = harness.settings.model_copy(update={"dispatch_interval_seconds": 0.2})
+    await harness.start_with_jobs()
+    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
+    messages = await harness.control.wait_for_bot_messages(sam.id, before + 1, within=10)
+    assert [b["text"] for row in messages[-1]["reply_markup"]["inline_keyboard"] for b in row] == [
+        "Grounded",
+        "Activated",
+        "Shut down",
+    ]
