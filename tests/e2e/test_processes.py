@@ -1,0 +1,213 @@
+"""The product as an admin runs it: emulator, bot and CLI as separate processes, one database."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+
+INTERLUDE = [sys.executable, "-m", "bot.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERLUDE_")}
+    environment.update(
+        {
+            "INTERLUDE_DATA_DIR": str(tmp_path),
+            "INTERLUDE_PROMPTS_DIR": str(ROOT / "prompts"),
+            "INTERLUDE_DEFAULT_TIMEZONE": "Europe/Berlin",
+            "INTERLUDE_POLL_TIMEOUT_SECONDS": "1",
+            "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.3",
+        }
+    )
+    return environment
+
+
+def cli(env: dict[str, str], *args: str) -> Any:
+    """Run `interlude ARGS --json` and return its one JSON document."""
+    done = subprocess.run(
+        [*INTERLUDE, *args, "--json"],
+        env=env,
+        cwd=env["INTERLUDE_DATA_DIR"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def emulator_process(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [*INTERLUDE, "emulator", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{url}/emulator/stats", timeout=1).status_code == 200)
+    env["INTERLUDE_TELEGRAM_API_URL"] = url
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def wait_until(check: Any, within: float = 20.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError, KeyError, IndexError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the processes did not get there in time")
+        time.sleep(0.1)
+
+
+def test_cli_prints_json_for_scripts(env: dict[str, str]) -> None:
+    """therapist add, client invite, client list and prompts check each print one JSON document."""
+    therapist = cli(env, "therapist", "add", "Dr Rivera")
+    assert set(therapist) == {"id", "link"}
+    assert therapist["link"].startswith("https://t.me/InterludeDemoBot?start=t_")
+    invite = cli(
+        env,
+        "client",
+        "invite",
+        "--therapist",
+        str(therapist["id"]),
+        "--name",
+        "A.",
+        "--program",
+        "integration-7day",
+        "--anchor",
+        "2026-12-01T10:00+01:00",
+        "--tz",
+        "Europe/Berlin",
+    )
+    assert set(invite) == {"client_id", "token", "link"}
+    assert invite["link"] == f"https://t.me/InterludeDemoBot?start={invite['token']}"
+    assert cli(env, "client", "list")[0]["status"] == "invited"
+    assert cli(env, "prompts", "check")["ok"] is True
+    assert cli(env, "replies", "--client", str(invite["client_id"])) == []
+
+
+def test_cli_mistakes_get_one_plain_line(env: dict[str, str]) -> None:
+    """A wrong program or a missing anchor is explained in a sentence, not a traceback."""
+    cli(env, "therapist", "add", "Dr Rivera")
+    for args, expected in (
+        (["--program", "no-such-program"], "there is no program 'no-such-program'"),
+        (["--program", "integration-7day"], "needs --anchor"),
+        (["--tz", "Mars/Olympus"], "not an IANA time zone"),
+    ):
+        done = subprocess.run(
+            [*INTERLUDE, "client", "invite", "--therapist", "1", "--name", "B.", *args],
+            env=env,
+            cwd=env["INTERLUDE_DATA_DIR"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert expected in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_emulator_bot_and_cli_as_separate_processes(env: dict[str, str], emulator_process: str) -> None:
+    """An admin invites, a client joins, a one-off prompt is sent and the answer is read back."""
+    therapist = cli(env, "therapist", "add", "Dr Rivera")
+    invite = cli(
+        env, "client", "invite", "--therapist", str(therapist["id"]), "--name", "Sam", "--tz", "Europe/Berlin"
+    )
+    bot = subprocess.Popen(
+        [*INTERLUDE, "run"],
+        env=env,
+        cwd=env["INTERLUDE_DATA_DIR"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    control = httpx.Client(base_url=emulator_process, timeout=10)
+    try:
+        user = control.post("/emulator/users", json={"first_name": "Sam"}).json()["id"]
+
+        def bot_said() -> list[dict[str, Any]]:
+            messages = control.get(f"/emulator/chats/{user}").json()["messages"]
+            return [m for m in messages if m["from"]["is_bot"]]
+
+        def tap(label: str) -> None:
+            def newest_with_button() -> dict[str, Any] | None:
+                for message in reversed(bot_said()):
+                    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+                    if any(button["text"] == label for row in rows for button in row):
+                        return message
+                return None
+
+            message = wait_until(newest_with_button)
+            control.post(
+                f"/emulator/users/{user}/press",
+                json={"message_id": message["message_id"], "button_text": label},
+            )
+
+        control.post(f"/emulator/users/{user}/messages", json={"text": f"/start {invite['token']}"})
+        tap("Yes, I agree")
+        tap("Yes, that's right")
+        # Quiet hours that never cover the machine's current time, so the prompt goes now.
+        tap("Change quiet hours")
+        wait_until(lambda: "stay quiet" in bot_said()[-1]["text"])
+        control.post(f"/emulator/users/{user}/messages", json={"text": _quiet_hours_elsewhere()})
+        wait_until(lambda: "You're all set" in bot_said()[-1]["text"])
+
+        queued = cli(
+            env, "prompt", "send", "--client", str(invite["client_id"]), "--prompt", "integration.body-after"
+        )
+        assert "delivery_id" in queued
+        prompt = wait_until(lambda: next((m for m in bot_said() if "body" in m["text"]), None))
+        control.post(
+            f"/emulator/users/{user}/messages",
+            json={"text": "Warm, heavy shoulders.", "reply_to_message_id": prompt["message_id"]},
+        )
+        wait_until(lambda: "kept this" in bot_said()[-1]["text"])
+        replies = cli(env, "replies", "--client", str(invite["client_id"]))
+        assert replies[-1]["prompt_key"] == "integration.body-after"
+        assert replies[-1]["replies"][0]["text"] == "Warm, heavy shoulders."
+        # Default limits on both sides: the bot paced itself and Telegram never said 429.
+        assert control.get("/emulator/stats").json()["rate_limited"] == 0
+    finally:
+        control.close()
+        bot.terminate()
+        output, _ = bot.communicate(timeout=20)
+    assert bot.returncode == 0, output
+    assert "Warm, heavy shoulders" not in output  # no client text in the bot's log
+
+
+def _quiet_hours_elsewhere() -> str:
+    """Quiet hours from 6 to 5 hours before now in Berlin: the present is never inside them."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin"))
+    return f"{(now - timedelta(hours=6)):%H:00}-{(now - timedelta(hours=5)):%H:00}"
