@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, NervousSystemState
-from bot.handlers.common import current_client, say
+from bot.handlers.common import button_press, current_client, say
 from bot.handlers.context import InterludeContext
 from bot.handlers.keyboards import STATE_LABELS, intensity_keyboard, parse_ints, question_message
 from bot.handlers.onboarding import typed_setting
@@ -27,13 +27,12 @@ log = logging.getLogger(__name__)
 
 async def checkin_button(update: Update, context: InterludeContext) -> None:
     """A check-in state, then an intensity; the message updates to show the choice."""
-    query, services = update.callback_query, context.services
-    assert query is not None and query.data is not None
-    client = await current_client(update, context)
-    if client is None:
-        await query.answer()
+    pressed = await button_press(update, context)
+    if pressed is None:
         return
-    _, raw_id, part, raw_value = [*query.data.split(":"), "", "", ""][:4]
+    query, data, client = pressed
+    services = context.services
+    _, raw_id, part, raw_value = [*data.split(":"), "", "", ""][:4]
     numbers = parse_ints([raw_id])
     state = NervousSystemState(raw_value) if raw_value in NervousSystemState._value2member_map_ \
         else None
@@ -69,13 +68,12 @@ async def checkin_button(update: Update, context: InterludeContext) -> None:
 
 async def answer_button(update: Update, context: InterludeContext) -> None:
     """A choice or a number on a prompt's buttons."""
-    query, services = update.callback_query, context.services
-    assert query is not None and query.data is not None
-    client = await current_client(update, context)
-    if client is None:
-        await query.answer()
+    pressed = await button_press(update, context)
+    if pressed is None:
         return
-    numbers = parse_ints(query.data.split(":")[1:])
+    query, data, client = pressed
+    services = context.services
+    numbers = parse_ints(data.split(":")[1:])
     if numbers is None or len(numbers) != 3:
         await query.answer(render(messages.BUTTON_NOT_FOR_YOU, client.language_code))
         return

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
 from bot import messages
@@ -53,3 +57,26 @@ async def current_client(update: Update, context: InterludeContext) -> Client | 
         await say(update, context, messages.STOPPED_ALREADY, language=client.language_code)
         return None
     return client
+
+
+@asynccontextmanager
+async def client_for_update(
+    context: InterludeContext, client_id: int
+) -> AsyncIterator[tuple[AsyncSession, Client]]:
+    """A transaction with the client's row loaded for changing: the one way handlers write it."""
+    async with context.services.db.transaction() as session:
+        client = await session.get(Client, client_id)
+        assert client is not None
+        yield session, client
+
+
+async def button_press(update: Update, context: InterludeContext) -> tuple[CallbackQuery, str, Client] | None:
+    """The pressed button's query, its data and the client; None (press answered) otherwise."""
+    query = update.callback_query
+    if query is None or query.data is None:
+        return None
+    client = await current_client(update, context)
+    if client is None:
+        await query.answer()
+        return None
+    return query, query.data, client

@@ -7,8 +7,7 @@ from zoneinfo import ZoneInfo
 from telegram import Update
 
 from bot import messages
-from bot.db.models import Client
-from bot.handlers.common import current_client, say
+from bot.handlers.common import client_for_update, current_client, say
 from bot.handlers.context import InterludeContext
 from bot.handlers.keyboards import buttons
 from bot.handlers.onboarding import ask_quiet_hours
@@ -35,9 +34,7 @@ async def pause(update: Update, context: InterludeContext) -> None:
         await say(update, context, messages.PAUSE_HOW, language=client.language_code)
         return
     services = context.services
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
+    async with client_for_update(context, client.id) as (_, stored):
         until = controls.pause(stored, days, services.clock)
     if until is None:
         await say(update, context, messages.PAUSED, language=client.language_code)
@@ -53,9 +50,7 @@ async def resume(update: Update, context: InterludeContext) -> None:
     if client is None:
         return
     services = context.services
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
+    async with client_for_update(context, client.id) as (session, stored):
         resumed = controls.resume(stored, services.clock)
         if resumed:
             await controls.replan(session, stored, services.clock)
@@ -70,11 +65,8 @@ async def stop(update: Update, context: InterludeContext) -> None:
     client = await current_client(update, context)
     if client is None:
         return
-    services = context.services
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
-        await onboarding.revoke_consent(session, stored, services.clock)
+    async with client_for_update(context, client.id) as (session, stored):
+        await onboarding.revoke_consent(session, stored, context.services.clock)
     await say(update, context, messages.STOPPED, language=client.language_code)
 
 

@@ -25,7 +25,7 @@ from telegram import Update
 
 from bot import messages
 from bot.db.models import Client, Delivery, DeliveryStatus
-from bot.handlers.common import current_client, language_of, say
+from bot.handlers.common import button_press, client_for_update, language_of, say
 from bot.handlers.context import InterludeContext
 from bot.handlers.keyboards import buttons
 from bot.messages import render
@@ -118,9 +118,7 @@ async def ask_timezone(update: Update, context: InterludeContext, client: Client
     language, flag = client.language_code, int(onboarding)
     services = context.services
     now = services.clock.now()
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
+    async with client_for_update(context, client.id) as (_session, stored):
         stored.awaiting = Awaiting.TIMEZONE_THEN_QUIET if onboarding else Awaiting.TIMEZONE
     if onboarding and confirm_suggested and client.suggested_timezone:
         zone = client.suggested_timezone
@@ -138,13 +136,12 @@ async def ask_timezone(update: Update, context: InterludeContext, client: Client
 
 async def timezone_button(update: Update, context: InterludeContext) -> None:
     """A time zone button: confirm, choose another, or set one."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    await query.answer()
-    client = await current_client(update, context)
-    if client is None:
+    pressed = await button_press(update, context)
+    if pressed is None:
         return
-    _, action, flag, *rest = query.data.split(":", 3)
+    query, data, client = pressed
+    await query.answer()
+    _, action, flag, *rest = data.split(":", 3)
     during_onboarding = flag == "1"
     if action == "other":
         await _drop_keyboard(update)
@@ -162,9 +159,7 @@ async def timezone_button(update: Update, context: InterludeContext) -> None:
 async def set_timezone(update: Update, context: InterludeContext, client: Client, zone: str,
                        during_onboarding: bool) -> None:
     services = context.services
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
+    async with client_for_update(context, client.id) as (session, stored):
         await controls.set_timezone(session, stored, zone, services.clock)
         stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if during_onboarding else None
     await say(update, context, messages.TIMEZONE_SET, language=client.language_code, zone=zone,
@@ -187,17 +182,14 @@ async def ask_quiet_hours(update: Update, context: InterludeContext, client: Cli
 
 async def quiet_button(update: Update, context: InterludeContext) -> None:
     """Keep the quiet hours, or start typing new ones."""
-    query, services = update.callback_query, context.services
-    assert query is not None and query.data is not None
-    await query.answer()
-    client = await current_client(update, context)
-    if client is None:
+    pressed = await button_press(update, context)
+    if pressed is None:
         return
-    _, action, flag = [*query.data.split(":"), "0"][:3]
+    query, data, client = pressed
+    await query.answer()
+    _, action, flag = [*data.split(":"), "0"][:3]
     await _drop_keyboard(update)
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
+    async with client_for_update(context, client.id) as (_session, stored):
         if action == "change":
             stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if flag == "1" else Awaiting.QUIET_HOURS
         else:
@@ -223,9 +215,7 @@ async def typed_setting(update: Update, context: InterludeContext, client: Clien
     if parsed is None:
         await say(update, context, messages.QUIET_HOURS_UNREADABLE, language=client.language_code)
         return
-    async with services.db.transaction() as session:
-        stored = await session.get(Client, client.id)
-        assert stored is not None
+    async with client_for_update(context, client.id) as (session, stored):
         await controls.set_quiet_hours(session, stored, *parsed, services.clock)
         stored.awaiting = None
     await say(update, context, messages.QUIET_HOURS_SET, language=client.language_code,
