@@ -31,11 +31,13 @@ from bot.handlers.context import InterludeApplication, InterludeContext, Service
 from bot.ingest.inbox import Inbox
 from bot.ingest.polling import InboxPoller
 from bot.library import Library
+from bot.logs import quiet_library_loggers
 from bot.messages import render
 from bot.scheduling.dispatcher import Dispatcher
 from bot.scheduling.planner import Planner
 from bot.scheduling.ratelimit import TelegramRateLimiter
 from bot.scheduling.sender import TelegramSender
+from bot.services.review import remember_bot_username
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN = "123456789:interlude-demo"  # noqa: S105 - not a secret: only the emulator takes it
@@ -146,8 +148,6 @@ class Runtime:
         await self.planner.plan()
 
     async def _cache_identity(self) -> None:
-        from bot.services.review import remember_bot_username
-
         async with self.services.db.transaction() as session:
             await remember_bot_username(session, self.application.bot.username)
 
@@ -173,6 +173,7 @@ class Runtime:
 
 def build_runtime(settings: Settings, db: Database, library: Library, clock: Clock,
                   *, api_url: str | None = None, token: str | None = None) -> Runtime:
+    quiet_library_loggers()  # a guarantee of the bot, not of one way of starting it
     api = (api_url or settings.telegram_api_url).rstrip("/")
     secret = token or (settings.telegram_token.get_secret_value() if settings.telegram_token
                        else DEMO_TOKEN)

@@ -7,6 +7,7 @@ Scheduled time is a FakeClock, so a week of prompts takes milliseconds; nothing 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ class Person:
     id: int
 
     async def send(self, text: str, **extra: Any) -> dict[str, Any]:
+        self.harness.said_by_people.append(text)
         sent = await self.control.send_text(self.id, text, **extra)
         await self.harness.settle()
         return sent
@@ -88,6 +90,8 @@ class BotHarness:
     control: EmulatorControl
     runtime: Runtime | None = None
     people: list[Person] = field(default_factory=list)
+    # Everything people typed (invite tokens included): none of it may reach a log line.
+    said_by_people: list[str] = field(default_factory=list)
 
     async def start(self, *, jobs: bool = False) -> None:
         self.runtime = build_runtime(
@@ -168,7 +172,10 @@ class BotHarness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, library: Library, emulator: EmulatorThread) -> AsyncIterator[BotHarness]:
+async def harness(
+    tmp_path: Path, library: Library, emulator: EmulatorThread, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[BotHarness]:
+    caplog.set_level(logging.DEBUG)
     settings = make_settings(
         tmp_path, telegram_api_url=emulator.url, rate_limit_per_chat=50, rate_limit_chat_burst=50
     )
@@ -185,3 +192,9 @@ async def harness(tmp_path: Path, library: Library, emulator: EmulatorThread) ->
         await harness.stop()
         await control.aclose()
         await db.dispose()
+    records = [r for phase in ("setup", "call", "teardown") for r in caplog.get_records(phase)]
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in records)
+    leaked = [text for text in harness.said_by_people if len(text) >= 6 and text in logged]
+    assert leaked == [], "client text reached a log line"
+    for token in (t.split(" ", 1)[1] for t in harness.said_by_people if t.startswith("/start ")):
+        assert token not in logged, "an invite token reached a log line"
