@@ -26,7 +26,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
 from bot.handlers import answers, controls, fallback, onboarding
-from bot.handlers.common import CONTEXT_TYPES, say
+from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.ingest.inbox import Inbox
 from bot.ingest.polling import InboxPoller
@@ -79,23 +79,13 @@ async def _stale_button(update: Update, context: InterludeContext) -> None:
 
 
 async def _on_error(update: object, context: InterludeContext) -> None:
-    """Log the error's class and the update id only (never text), and keep the update for retry."""
+    """Log the error's class and the update id only (never text); the inbox retries the update."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
     log.error("handling update %s failed: %s", update_id, type(error).__name__,
               exc_info=(type(error), error, error.__traceback__) if error else None)
-    services = context.services
-    if update_id is None:
-        return
-    first_failure = update_id not in services.failed_updates and update_id not in services.told
-    services.failed_updates.add(update_id)
-    if first_failure and isinstance(update, Update) and update.effective_chat is not None \
-            and update.effective_chat.type == "private":
-        services.told.add(update_id)
-        try:
-            await say(update, context, messages.SOMETHING_WENT_WRONG)
-        except Exception:
-            log.warning("could not tell the client about the error")
+    if update_id is not None:
+        context.services.failed_updates.add(update_id)
 
 
 @dataclass

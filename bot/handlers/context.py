@@ -23,8 +23,6 @@ class Services:
     planner: Planner
     # update_ids whose handling raised; the inbox keeps them for another try.
     failed_updates: set[int] = field(default_factory=set)
-    # update_ids whose sender was already told something went wrong (told once, not per retry).
-    told: set[int] = field(default_factory=set)
 
 
 class InterludeApplication(Application[Any, Any, Any, Any, Any, Any]):

@@ -16,7 +16,9 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 
-from bot.ingest.inbox import Inbox
+from bot import messages
+from bot.ingest.inbox import MAX_ATTEMPTS, Inbox
+from bot.messages import render
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
@@ -101,11 +103,25 @@ class InboxPoller:
             log.warning("update %d failed (%s)", update_id, type(error).__name__)
         if update_id in self.failed_updates:
             attempts = await self.inbox.failed(update_id, "handler error")
-            if attempts >= 1:
+            if attempts >= MAX_ATTEMPTS:
+                await self._apologise(payload)
+            else:
                 await self._sleep(min(0.2 * attempts, 2))
             return
         await self.inbox.done(update_id)
         self.processed += 1
+
+    async def _apologise(self, payload: dict[str, Any]) -> None:
+        """The update was set aside after every attempt failed: say so, once, in private chats."""
+        update = Update.de_json(payload, self.application.bot)
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or chat.type != "private":
+            return
+        try:
+            await self.application.bot.send_message(chat.id, render(
+                messages.SOMETHING_WENT_WRONG, user.language_code if user else None))
+        except TelegramError as error:
+            log.warning("could not tell chat about a failed update (%s)", type(error).__name__)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -162,3 +162,54 @@ async def test_job_queue_delivers_due_prompts_on_its_own(harness: BotHarness) ->
         "Activated",
         "Shut down",
     ]
+
+
+async def test_a_passing_failure_is_retried_quietly(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler error that clears on retry stores the reply once and never alarms the client."""
+    from bot.services import replies
+
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    real = replies.record_message
+    calls: list[int] = []
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away for a moment")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replies, "record_message", flaky)
+    await sam.send("still here")
+    assert len(calls) == 2
+    said = await sam.said()
+    assert not any("something went wrong" in text for text in said)
+    assert (
+        said[-1]
+        == "Thank you. I've saved this for your therapist to read. I can't reply to messages myself, so if you need your therapist sooner, please contact the practice directly."
+    )
+
+
+async def test_an_update_that_always_fails_gets_one_apology(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After every retry fails, the client hears once that something went wrong, with no details."""
+    from bot.services import replies
+
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(replies, "record_message", broken)
+    await sam.send("are you there")
+    said = await sam.said()
+    assert sum("something went wrong on my side" in text for text in said) == 1
+    assert not any("RuntimeError" in text or "Traceback" in text for text in said)
+    await sam.send("/help")  # the bot carries on with the next update
+    assert "/pause" in await sam.last()
