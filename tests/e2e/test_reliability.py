@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot import messages
 from bot.db.models import Delivery, DeliveryStatus, Reply
 from bot.ingest.inbox import Inbox
+from bot.messages import render
 from tests.e2e.conftest import BotHarness
 from tests.integration.helpers import active_client
 
@@ -187,10 +189,7 @@ async def test_a_passing_failure_is_retried_quietly(
     assert len(calls) == 2
     said = await sam.said()
     assert not any("something went wrong" in text for text in said)
-    assert (
-        said[-1]
-        == "Thank you. I've saved this for your therapist to read. I can't reply to messages myself, so if you need your therapist sooner, please contact the practice directly."
-    )
+    assert said[-1] == render(messages.UNPROMPTED_MESSAGE)
 
 
 async def test_an_update_that_always_fails_gets_one_apology(
