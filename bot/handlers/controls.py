@@ -77,7 +77,7 @@ async def timezone(update: Update, context: InterludeContext) -> None:
         return
     language = client.language_code
     zone = client.timezone or context.services.settings.default_timezone
-    await say(update, context, messages.TIMEZONE_CURRENT, language=language, zone=zone,
+    await say(update, context, messages.TIMEZONE_CURRENT, language=language, zone=timezones.label(zone),
               local_time=timezones.local_time(zone, context.services.clock.now()),
               keyboard=buttons([(render(messages.TIMEZONE_CHANGE, language), "tz:other:0")]))
 

@@ -122,14 +122,14 @@ async def ask_timezone(update: Update, context: InterludeContext, client: Client
         stored.awaiting = Awaiting.TIMEZONE_THEN_QUIET if onboarding else Awaiting.TIMEZONE
     if onboarding and confirm_suggested and client.suggested_timezone:
         zone = client.suggested_timezone
-        await say(update, context, messages.TIMEZONE_CONFIRM, language=language, zone=zone,
+        await say(update, context, messages.TIMEZONE_CONFIRM, language=language, zone=timezones.label(zone),
                   local_time=timezones.local_time(zone, now),
                   keyboard=buttons([(render(messages.TIMEZONE_YES, language), f"tz:set:{flag}:{zone}"),
                                     (render(messages.TIMEZONE_OTHER, language), f"tz:other:{flag}")]))
         return
     zones = timezones.likely(language, client.suggested_timezone,
                              context.services.settings.default_timezone)
-    rows = [[(zone.replace("_", " "), f"tz:set:{flag}:{zone}") for zone in zones[i:i + 2]]
+    rows = [[(timezones.label(zone), f"tz:set:{flag}:{zone}") for zone in zones[i:i + 2]]
             for i in range(0, len(zones), 2)]
     await say(update, context, messages.TIMEZONE_QUESTION, language=language, keyboard=buttons(*rows))
 
@@ -162,7 +162,7 @@ async def set_timezone(update: Update, context: InterludeContext, client: Client
     async with client_for_update(context, client.id) as (session, stored):
         await controls.set_timezone(session, stored, zone, services.clock)
         stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if during_onboarding else None
-    await say(update, context, messages.TIMEZONE_SET, language=client.language_code, zone=zone,
+    await say(update, context, messages.TIMEZONE_SET, language=client.language_code, zone=timezones.label(zone),
               local_time=timezones.local_time(zone, services.clock.now()))
     if during_onboarding:
         await ask_quiet_hours(update, context, client, onboarding=True)

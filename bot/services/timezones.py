@@ -58,3 +58,8 @@ def likely(language_code: str | None, *first: str | None) -> list[str]:
 
 def local_time(zone: str, moment: datetime) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+def label(zone: str) -> str:
+    """A zone name as a person reads it: 'America/New York', not 'America/New_York'."""
+    return zone.replace("_", " ")

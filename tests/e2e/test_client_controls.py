@@ -102,7 +102,7 @@ async def test_timezone_can_be_typed_as_a_city(harness: BotHarness) -> None:
     await sam.send("Atlantis")
     assert "couldn't find that time zone" in await sam.last()
     await sam.send("new york")
-    assert "America/New_York" in await sam.last()
+    assert "America/New York" in await sam.last()
     client = await client_row(harness, client_id)
     assert client.timezone == "America/New_York"
     async with harness.db.transaction() as session:
@@ -132,7 +132,7 @@ async def test_onboarding_can_pick_another_zone_and_type_quiet_hours(harness: Bo
     lee = await harness.person("Lee", language_code="en")
     await lee.send(f"/start {token}")
     await lee.tap("Yes, I agree")
-    assert "America/Chicago".replace("_", " ") in await lee.buttons()
+    assert "America/Chicago" in await lee.buttons()
     await lee.tap("America/Chicago")
     await lee.tap("Change quiet hours")
     await lee.send("23:00-09:00")
