@@ -162,7 +162,8 @@ async def set_timezone(update: Update, context: InterludeContext, client: Client
     async with client_for_update(context, client.id) as (session, stored):
         await controls.set_timezone(session, stored, zone, services.clock)
         stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if during_onboarding else None
-    await say(update, context, messages.TIMEZONE_SET, language=client.language_code, zone=timezones.label(zone),
+    await say(update, context, messages.TIMEZONE_SET, language=client.language_code,
+              zone=timezones.label(zone),
               local_time=timezones.local_time(zone, services.clock.now()))
     if during_onboarding:
         await ask_quiet_hours(update, context, client, onboarding=True)
