@@ -24,7 +24,7 @@ from sqlalchemy import select
 from telegram import Update
 
 from bot import messages
-from bot.db.models import Client, Delivery, DeliveryStatus
+from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus
 from bot.handlers.common import button_press, client_for_update, language_of, say
 from bot.handlers.context import InterludeContext
 from bot.handlers.keyboards import buttons
@@ -53,7 +53,7 @@ async def start(update: Update, context: InterludeContext) -> None:
     async with services.db.transaction() as session:
         client = await onboarding.client_by_telegram(session, user.id)
         check = await onboarding.check_invite(session, token, services.clock) if token else None
-    if client is not None and client.status.value in ("active", "unreachable") and (
+    if client is not None and client.status in (ClientStatus.ACTIVE, ClientStatus.UNREACHABLE) and (
             check is None or check.state is not InviteState.VALID):
         await say(update, context, messages.WELCOME_BACK, language=client.language_code)
         return

@@ -177,6 +177,10 @@ async def give_consent(session: AsyncSession, token: str, telegram_user_id: int,
                        settings: Settings, library: Library) -> InviteCheck:
     """Record consent and bind this Telegram account to the invited client."""
     check = await check_invite(session, token, clock)
+    if check.state is InviteState.USED and check.client is not None \
+            and check.client.telegram_user_id == telegram_user_id:
+        # The same person pressing again, or a replay after a crash: already done, carry on.
+        return InviteCheck(InviteState.VALID, check.client, check.therapist_name)
     if check.state is not InviteState.VALID:
         return check
     client = check.client

@@ -176,3 +176,20 @@ async def test_button_on_a_closed_prompt_says_so(harness: BotHarness) -> None:
     await sam.tap("Grounded")
     answers = [a.get("text") for a in await harness.control.callback_answers(sam.id)]
     assert answers[-1] == "This one has closed, so there's no need to answer it now."
+
+
+async def test_pressing_consent_twice_does_not_confuse(harness: BotHarness) -> None:
+    """A second tap on 'Yes, I agree' (or its replay after a crash) records consent once."""
+    from bot.db.models import Consent
+
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await sam.send(f"/start {token}")
+    consent_message = (await harness.control.bot_messages(sam.id))[-1]
+    for _ in range(2):
+        await harness.control.press(sam.id, consent_message["message_id"],
+                                    callback_data=f"consent:y:{token}", forge=True)
+        await harness.settle()
+    said = await sam.said()
+    assert not any("already been used" in text for text in said)
+    assert await count(harness, Consent) == 1
