@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.library.schema import WEEKDAYS, Step, parse_hhmm
+from bot.library.schema import Step, parse_hhmm
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,3 @@ class QuietHours:
             day += timedelta(days=1)  # late evening: quiet ends tomorrow morning
         return local_moment(day, self.end, zone)
 
-
-def weekday_name(day: date) -> str:
-    return WEEKDAYS[day.weekday()]
