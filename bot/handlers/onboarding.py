@@ -58,7 +58,8 @@ async def start(update: Update, context: InterludeContext) -> None:
         await say(update, context, messages.WELCOME_BACK, language=client.language_code)
         return
     if check is None:
-        await say(update, context, messages.NOT_INVITED)
+        stopped = client is not None and client.status is ClientStatus.STOPPED
+        await say(update, context, messages.STOPPED_ALREADY if stopped else messages.NOT_INVITED)
         return
     if check.state is not InviteState.VALID:
         await say(update, context, INVITE_PROBLEMS[check.state])

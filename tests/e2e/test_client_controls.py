@@ -84,6 +84,8 @@ async def test_stop_revokes_consent_at_once_and_keeps_nothing_new(harness: BotHa
     assert len(await sam.said()) == before
     await sam.send("Are you still there?")
     assert "not keeping new messages" in await sam.last()
+    await sam.send("/start")
+    assert "ask your therapist for a new invite link" in await sam.last()
     async with harness.db.transaction() as session:
         assert await session.scalar(select(Reply)) is None
         consent = await session.scalar(select(Consent))
