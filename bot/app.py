@@ -33,6 +33,8 @@ from bot.ingest.polling import InboxPoller
 from bot.library import Library
 from bot.logs import quiet_library_loggers
 from bot.messages import render
+from bot.safety.rules import load_rules
+from bot.safety.screening import Screener
 from bot.scheduling.dispatcher import Dispatcher
 from bot.scheduling.planner import Planner
 from bot.scheduling.ratelimit import TelegramRateLimiter
@@ -168,7 +170,9 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
     secret = token or (settings.telegram_token.get_secret_value() if settings.telegram_token
                        else DEMO_TOKEN)
     planner = Planner(db, library, clock, settings)
-    services = Services(db=db, library=library, clock=clock, settings=settings, planner=planner)
+    screener = Screener(load_rules(settings.prompts_dir / "safety.yaml"))
+    services = Services(db=db, library=library, clock=clock, settings=settings, planner=planner,
+                        screener=screener)
     limiter = TelegramRateLimiter(per_second=settings.rate_limit_per_second,
                                   per_chat=settings.rate_limit_per_chat,
                                   chat_burst=settings.rate_limit_chat_burst)

@@ -217,6 +217,21 @@ def cmd_prompts_list(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, data, "\n".join(text))
 
 
+def cmd_safety_screen(args: argparse.Namespace, settings: Settings) -> None:
+    """Screen messages read one per line from stdin; print one JSON object per line."""
+    from bot.safety.rules import SafetyRulesError, load_rules
+    from bot.safety.screening import Screener
+
+    try:
+        screener = Screener(load_rules(settings.prompts_dir / "safety.yaml"))
+    except SafetyRulesError as error:
+        raise CommandError("the safety rules have problems:\n  " + "\n  ".join(error.problems)) from None
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if text:
+            print(json.dumps(screener.screen(text).as_json(text), ensure_ascii=False), flush=True)
+
+
 def cmd_emulator(args: argparse.Namespace, settings: Settings) -> None:
     from bot.emulator.runner import run_emulator
 
@@ -297,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     add(prompts, "check", cmd_prompts_check, "validate the prompt library")
     add(prompts, "list", cmd_prompts_list, "list programs and prompts")
+    safety = commands.add_parser("safety", help="crisis screening").add_subparsers(
+        dest="action", required=True)
+    add(safety, "screen", cmd_safety_screen,
+        "screen messages from stdin, one per line; prints one JSON object per line", False)
     return parser
 
 

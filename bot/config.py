@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         "If you are in danger or thinking about ending your life, please call or text 988 "
         "(in the US) or your local emergency number now."
     )
+    # Which crisis resources in prompts/safety.yaml a crisis reply gives (US, GB, DE, ES, ...).
+    crisis_region: str = "US"
     default_timezone: str = "America/New_York"
     quiet_hours_start: str = "21:30"
     quiet_hours_end: str = "08:00"

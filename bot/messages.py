@@ -169,6 +169,26 @@ SOMETHING_WENT_WRONG = N_(
     "Please try again a little later."
 )
 
+# Crisis ---------------------------------------------------------------------------------------
+CRISIS_REPLY = N_(
+    "I'm really glad you told me. I can't respond to emergencies, and I want you to have "
+    "someone with you right now.\n\n{resources}\n\n"
+    "I've flagged this for {therapist}, but they may not see it straight away, so please reach "
+    "out to one of these now."
+)
+CRISIS_REPLY_NO_THERAPIST = N_(
+    "I'm really glad you told me. I can't respond to emergencies, and I want you to have "
+    "someone with you right now.\n\n{resources}"
+)
+THERAPIST_ALERT = N_(
+    "Safety alert: {client} just wrote something that may mean {category}. They were sent the "
+    "crisis resources. Please check in with them. (Alert {alert_id})"
+)
+CATEGORY_SUICIDAL = N_("thoughts of suicide")
+CATEGORY_SELF_HARM = N_("self-harm")
+CATEGORY_DANGER = N_("danger from another person")
+CATEGORY_MEDICAL = N_("a medical emergency after a session")
+
 # Therapists ---------------------------------------------------------------------------------
 THERAPIST_LINKED = N_(
     "Hello {name}. This Telegram account is now linked to your therapist profile."

@@ -275,3 +275,18 @@ class AppState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
+
+
+class Alert(Base):
+    """Crisis language from a client, for their therapist; open until acknowledged."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]  # when the therapist's Telegram got it
+    acknowledged_at: Mapped[datetime | None]

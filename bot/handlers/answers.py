@@ -15,6 +15,7 @@ from bot import messages
 from bot.db.models import Client, ClientStatus, NervousSystemState
 from bot.handlers.common import button_press, current_client, say
 from bot.handlers.context import InterludeContext
+from bot.handlers.crisis import respond_to_crisis
 from bot.handlers.keyboards import STATE_LABELS, intensity_keyboard, parse_ints, question_message
 from bot.handlers.onboarding import typed_setting
 from bot.messages import render
@@ -134,6 +135,8 @@ async def words(update: Update, context: InterludeContext) -> None:
     """Typed words: a setting the bot is waiting for, or an answer to the open prompt."""
     message, services = update.effective_message, context.services
     assert message is not None and message.text is not None
+    if await respond_to_crisis(update, context, message, message.text):
+        return
     client = await current_client(update, context)
     if client is None:
         return
@@ -152,6 +155,8 @@ async def voice(update: Update, context: InterludeContext) -> None:
     """A voice note: kept with the prompt it answers, its sound downloaded and stored."""
     message, services = update.effective_message, context.services
     assert message is not None and message.voice is not None
+    # The caption is screened first; the voice note itself is kept either way.
+    crisis = await respond_to_crisis(update, context, message, message.caption, keep=False)
     client = await current_client(update, context)
     if client is None:
         return
@@ -172,7 +177,8 @@ async def voice(update: Update, context: InterludeContext) -> None:
         async with services.db.transaction() as session:
             await replies.store_voice_content(session, client, message.message_id, content,
                                               note.mime_type or "audio/ogg")
-    await _follow_up(update, context, client, outcome)
+    if not crisis:
+        await _follow_up(update, context, client, outcome)
 
 
 async def edited(update: Update, context: InterludeContext) -> None:
@@ -182,7 +188,7 @@ async def edited(update: Update, context: InterludeContext) -> None:
         return
     async with services.db.transaction() as session:
         client = await client_by_telegram(session, message.from_user.id)
-        if client is None or client.status is ClientStatus.STOPPED:
-            return
-        await replies.record_edit(session, client, services.clock,
-                                  message_id=message.message_id, text=message.text)
+        if client is not None and client.status is not ClientStatus.STOPPED:
+            await replies.record_edit(session, client, services.clock,
+                                      message_id=message.message_id, text=message.text)
+    await respond_to_crisis(update, context, message, message.text, keep=False)

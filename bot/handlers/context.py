@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
 from bot.library import Library
+from bot.safety.screening import Screener
 from bot.scheduling.planner import Planner
 
 
@@ -21,6 +22,7 @@ class Services:
     clock: Clock
     settings: Settings
     planner: Planner
+    screener: Screener
     # update_ids whose handling raised; the inbox keeps them for another try.
     failed_updates: set[int] = field(default_factory=set)
 

@@ -41,6 +41,7 @@ class Outcome:
     delivery: Delivery | None = None
     stored: bool = True
     next_question: int | None = None  # a multi-step prompt's next question to send
+    reply_id: int | None = None
     closed: bool = False  # the prompt had closed; nothing was stored
     foreign: bool = False  # the button belongs to someone else's prompt; nothing was stored
 
@@ -78,9 +79,9 @@ def _answered(delivery: Delivery, clock: Clock) -> None:
     delivery.reminder_at = None
 
 
-async def _already_stored(session: AsyncSession, client: Client, message_id: int) -> bool:
+async def _already_stored(session: AsyncSession, client: Client, message_id: int) -> int | None:
     return await session.scalar(select(Reply.id).where(
-        Reply.client_id == client.id, Reply.telegram_message_id == message_id)) is not None
+        Reply.client_id == client.id, Reply.telegram_message_id == message_id))
 
 
 async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
@@ -90,8 +91,9 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
     """Words or a voice note from the client."""
     kind = ReplyKind.VOICE if voice_file_id else ReplyKind.TEXT
     delivery = await open_delivery(session, client, clock, reply_to_message_id)
-    if await _already_stored(session, client, message_id):
-        return Outcome(thanks=None, delivery=delivery, stored=False)
+    stored_id = await _already_stored(session, client, message_id)
+    if stored_id is not None:
+        return Outcome(thanks=None, delivery=delivery, stored=False, reply_id=stored_id)
 
     question, next_question, thanks = 0, None, (
         messages.THANKS_VOICE if kind is ReplyKind.VOICE else messages.THANKS_WORDS)
@@ -122,7 +124,7 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
     if delivery is not None:
         _answered(delivery, clock)
     await session.flush()
-    return Outcome(thanks=thanks, delivery=delivery, next_question=next_question)
+    return Outcome(thanks=thanks, delivery=delivery, next_question=next_question, reply_id=reply.id)
 
 
 async def _has_words(session: AsyncSession, delivery: Delivery) -> bool:

@@ -1,0 +1,82 @@
+"""Crisis language gets an answer before anything else: resources now, and the therapist alerted.
+
+Every handler that receives client text calls `respond_to_crisis` first. The reply goes out at
+once from the handler, never through the prompt queue, and quiet hours do not apply to it.
+People who were never invited, or who stopped, get the resources too; nothing of theirs is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.error import TelegramError
+
+from bot import messages
+from bot.db.models import ClientStatus, Therapist
+from bot.handlers.common import say
+from bot.handlers.context import InterludeContext
+from bot.messages import render
+from bot.safety.rules import Category
+from bot.services import replies, safety
+from bot.services.onboarding import client_by_telegram
+
+log = logging.getLogger(__name__)
+CATEGORY_LABELS: dict[Category, str] = {
+    "suicidal": messages.CATEGORY_SUICIDAL,
+    "self_harm": messages.CATEGORY_SELF_HARM,
+    "danger_from_person": messages.CATEGORY_DANGER,
+    "medical_emergency": messages.CATEGORY_MEDICAL,
+}
+
+
+async def respond_to_crisis(update: Update, context: InterludeContext, message: Message,
+                            text: str | None, *, keep: bool = True) -> bool:
+    """Screen `text`; on crisis language, answer and alert, and return True (handled)."""
+    services = context.services
+    if not text:
+        return False
+    screening = services.screener.screen(text)
+    if not screening.crisis or screening.category is None:
+        return False
+    rules = services.screener.rules
+    resources = rules.resources.get(services.settings.crisis_region, rules.resources["default"])
+    user = update.effective_user
+    assert user is not None
+
+    async with services.db.transaction() as session:
+        client = await client_by_telegram(session, user.id)
+        if client is None or client.status is ClientStatus.STOPPED:
+            client = None
+        else:
+            if client.status is ClientStatus.UNREACHABLE:
+                client.status = ClientStatus.ACTIVE
+            reply_id = None
+            if keep:
+                outcome = await replies.record_message(
+                    session, client, services.clock, message_id=message.message_id, text=text,
+                    reply_to_message_id=message.reply_to_message.message_id
+                    if message.reply_to_message else None)
+                reply_id = outcome.reply_id
+            alert = await safety.raise_alert(session, client, screening.category, reply_id,
+                                             services.clock)
+            therapist = await session.get(Therapist, client.therapist_id)
+            therapist_name = therapist.display_name if therapist else ""
+    log.warning("crisis language screened: category %s", screening.category)
+
+    if client is None:
+        await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources)
+        return True
+    await say(update, context, messages.CRISIS_REPLY, language=client.language_code,
+              resources=resources, therapist=therapist_name)
+    if alert.therapist_telegram_id is not None:
+        try:
+            await context.bot.send_message(alert.therapist_telegram_id, render(
+                messages.THERAPIST_ALERT, None, client=alert.client_name, alert_id=alert.id,
+                category=render(CATEGORY_LABELS[alert.category])))
+        except TelegramError as error:
+            log.warning("could not alert the therapist on Telegram (%s)", type(error).__name__)
+        else:
+            async with services.db.transaction() as session:
+                await safety.mark_notified(session, alert.id, services.clock)
+    return True

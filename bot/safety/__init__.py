@@ -1,0 +1,1 @@
+"""Safety: screening every piece of client text for crisis language as it arrives."""

@@ -1,0 +1,74 @@
+"""Crisis language gets an immediate, warm answer with resources, and the therapist is alerted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.db.models import Alert, Reply
+from bot.services import onboarding
+from tests.e2e.conftest import BotHarness
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+async def test_crisis_reply_comes_at_once_and_the_therapist_is_alerted(harness: BotHarness) -> None:
+    """A client who writes crisis language at night gets resources now; their therapist gets an alert."""
+    async with harness.db.transaction() as session:
+        therapist = await onboarding.add_therapist(session, "Dr Rivera", harness.clock, harness.settings)
+    rivera = await harness.person("Rivera")
+    await rivera.send(f"/start {therapist.token}")
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    harness.clock.set(datetime(2026, 3, 2, 23, 30, tzinfo=BERLIN))  # inside quiet hours
+
+    await sam.send("honestly everyone would be better off without me")
+    reply = await sam.last()
+    assert "988" in reply
+    assert "can't respond to emergencies" in reply
+    assert "Dr Rivera" in reply
+    alert_text = await rivera.last()
+    assert alert_text.startswith("Safety alert: Sam")
+    assert "thoughts of suicide" in alert_text
+    assert "better off" not in alert_text  # the client's words stay out of the alert
+    async with harness.db.transaction() as session:
+        alert = await session.scalar(select(Alert))
+        kept = await session.scalar(select(Reply.text))
+    assert alert is not None
+    assert (alert.category, alert.notified_at is not None) == ("suicidal", True)
+    assert kept == "honestly everyone would be better off without me"
+
+
+async def test_negated_and_idiomatic_messages_get_the_usual_thanks(harness: BotHarness) -> None:
+    """'I'm not suicidal' or 'this traffic is killing me' raise no alarm."""
+    _, token = await harness.invite("Sam")
+    sam = await harness.person("Sam")
+    await harness.onboard(sam, token)
+    for text in ("I'm not suicidal, just really tired today", "this traffic is killing me"):
+        await sam.send(text)
+        assert "988" not in await sam.last()
+    async with harness.db.transaction() as session:
+        assert await session.scalar(select(Alert)) is None
+
+
+async def test_crisis_language_is_answered_even_while_setting_a_time_zone(harness: BotHarness) -> None:
+    """Screening comes before anything else, even when the bot waits for a typed time zone."""
+    _, token = await harness.invite("Lee", timezone=None)
+    lee = await harness.person("Lee")
+    await lee.send(f"/start {token}")
+    await lee.tap("Yes, I agree")
+    await lee.send("i want to die")
+    assert "988" in await lee.last()
+
+
+async def test_people_never_invited_get_resources_and_nothing_is_kept(harness: BotHarness) -> None:
+    """A stranger in crisis is not turned away: they get the resources, and nothing is stored."""
+    stranger = await harness.person("Stranger")
+    await stranger.send("ich will nicht mehr leben")
+    assert "988" in await stranger.last()
+    async with harness.db.transaction() as session:
+        assert await session.scalar(select(Reply)) is None
+        assert await session.scalar(select(Alert)) is None
