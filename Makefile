@@ -27,6 +27,10 @@ test: $(STAMP)
 	$(BIN)/interlude prompts check
 	$(BIN)/pytest
 
+## bench: benchmarks that print their figures (not part of make test)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_screening
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

@@ -33,8 +33,7 @@ from bot.ingest.polling import InboxPoller
 from bot.library import Library
 from bot.logs import quiet_library_loggers
 from bot.messages import render
-from bot.safety.rules import load_rules
-from bot.safety.screening import Screener
+from bot.safety.screening import cached_screener
 from bot.scheduling.dispatcher import Dispatcher
 from bot.scheduling.planner import Planner
 from bot.scheduling.ratelimit import TelegramRateLimiter
@@ -170,7 +169,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
     secret = token or (settings.telegram_token.get_secret_value() if settings.telegram_token
                        else DEMO_TOKEN)
     planner = Planner(db, library, clock, settings)
-    screener = Screener(load_rules(settings.prompts_dir / "safety.yaml"))
+    screener = cached_screener(settings.prompts_dir / "safety.yaml")
     services = Services(db=db, library=library, clock=clock, settings=settings, planner=planner,
                         screener=screener)
     limiter = TelegramRateLimiter(per_second=settings.rate_limit_per_second,

@@ -219,11 +219,11 @@ def cmd_prompts_list(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_safety_screen(args: argparse.Namespace, settings: Settings) -> None:
     """Screen messages read one per line from stdin; print one JSON object per line."""
-    from bot.safety.rules import SafetyRulesError, load_rules
+    from bot.safety.rules import SafetyRulesError
     from bot.safety.screening import Screener
 
     try:
-        screener = Screener(load_rules(settings.prompts_dir / "safety.yaml"))
+        screener = Screener.from_file(settings.prompts_dir / "safety.yaml")
     except SafetyRulesError as error:
         raise CommandError("the safety rules have problems:\n  " + "\n  ".join(error.problems)) from None
     for line in sys.stdin:

@@ -48,7 +48,14 @@ class Negation(Strict):
     _check = field_validator("cues", "not_negating")(classmethod(lambda cls, value: _compiles(value)))
 
 
+class ClassifierSettings(Strict):
+    examples: str = "safety-examples"  # a folder beside safety.yaml
+    threshold: float = Field(default=0.55, gt=0, lt=1)
+    regularisation: float = Field(default=10, gt=0)
+
+
 class SafetyRules(Strict):
+    classifier: ClassifierSettings | None = None
     resources: dict[str, str]
     categories: dict[Category, tuple[Rule, ...]]
     negation: Negation
@@ -56,6 +63,8 @@ class SafetyRules(Strict):
     safe_phrases: tuple[str, ...] = ()
     # Markers of a long-ago memory ("when I was 15", "years ago") for rules marked past.
     distant_past: str = r"$^"
+    # ...unless the same sentence brings it into the present ("again", "tonight", "now").
+    recurrence: str = r"$^"
 
     @field_validator("resources")
     @classmethod
@@ -69,7 +78,7 @@ class SafetyRules(Strict):
     def _safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_compiles(p) for p in value)
 
-    @field_validator("distant_past")
+    @field_validator("distant_past", "recurrence")
     @classmethod
     def _past(cls, value: str) -> str:
         return _compiles(value)

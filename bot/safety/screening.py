@@ -2,6 +2,7 @@
 
 Rules are patterns over a normalised form of the text, so "I dont wanna b here anymore",
 "I don’t want to be here any more" and "I DON'T WANT TO BE HERE ANYMORE!!!" read alike.
+A classifier trained on labelled examples (bot/safety/classifier.py) catches what no rule names.
 A match is dropped when a negation cue stands just before it ("I would never hurt myself"),
 when it lies inside a known safe phrase ("not suicidal"), or, for past-tense rules, when the
 sentence places it long ago ("when I was 15 I wanted to die"). When in doubt, it flags:
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import regex
 
-from bot.safety.rules import CATEGORIES, Category, SafetyRules
+from bot.safety.classifier import CrisisClassifier, load_examples
+from bot.safety.rules import CATEGORIES, Category, SafetyRules, load_rules
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "@": "a", "$": "s", "7": "t"})
 _WORD = regex.compile(r"\w+")
@@ -46,8 +50,10 @@ class Screening:
 
 
 class Screener:
-    def __init__(self, rules: SafetyRules) -> None:
+    def __init__(self, rules: SafetyRules, classifier: CrisisClassifier | None = None) -> None:
         self.rules = rules
+        self.classifier = classifier
+        self._threshold = rules.classifier.threshold if rules.classifier else 1.0
         self._patterns = [
             (category, regex.compile(
                 f"(?:{rule.pattern}){{e<={rule.typos}}}" if rule.typos else rule.pattern,
@@ -60,18 +66,38 @@ class Screener:
         self._window = negation.window
         self._safe = [regex.compile(p) for p in rules.safe_phrases]
         self._distant_past = regex.compile(rules.distant_past)
+        self._recurrence = regex.compile(rules.recurrence)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Screener:
+        """The rules in `path`, with the classifier trained on the examples they name."""
+        rules = load_rules(path)
+        classifier = None
+        if rules.classifier is not None:
+            examples = load_examples(path.parent / rules.classifier.examples)
+            classifier = CrisisClassifier(examples, normalise, rules.classifier.regularisation)
+        return cls(rules, classifier)
 
     def screen(self, text: str) -> Screening:
+        found = self.explain(text)
+        if found:
+            return Screening(True, found[0])
+        if self.classifier is not None and normalise(text) \
+                and self.classifier.probability(text) >= self._threshold:
+            return Screening(True, self.classifier.category(text))
+        return Screening(False)
+
+    def explain(self, text: str) -> tuple[Category, str, str] | None:
+        """The first rule that fires: its category, its pattern and the words it matched."""
         normal = normalise(text)
         if not normal:
-            return Screening(False)
+            return None
         safe_spans = [m.span() for pattern in self._safe for m in pattern.finditer(normal)]
         for category, pattern, past in self._patterns:
             for match in pattern.finditer(normal, overlapped=False):
-                if self._dismissed(normal, match.span(), safe_spans, past):
-                    continue
-                return Screening(True, category)
-        return Screening(False)
+                if not self._dismissed(normal, match.span(), safe_spans, past):
+                    return category, pattern.pattern, match.group()
+        return None
 
     def _dismissed(self, text: str, span: tuple[int, int], safe_spans: list[tuple[int, int]],
                    past: bool) -> bool:
@@ -90,6 +116,18 @@ class Screener:
             sentence_start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
             sentence_end_match = _SENTENCE_END.search(text, end)
             sentence = text[sentence_start:sentence_end_match.start() if sentence_end_match else len(text)]
-            if self._distant_past.search(sentence):
+            if self._distant_past.search(sentence) and not self._recurrence.search(sentence):
                 return True
         return False
+
+
+@cache
+def _cached(path: Path, stamp: tuple[float, ...]) -> Screener:
+    return Screener.from_file(path)
+
+
+def cached_screener(path: Path) -> Screener:
+    """One trained screener per rules file and examples as they are now (tests build many bots)."""
+    files = [path, *sorted(path.parent.glob("safety*/*.yaml"))]  # the rules and their examples
+    stamps = tuple(p.stat().st_mtime for p in files if p.exists())
+    return _cached(path.resolve(), stamps)
