@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import BotCommand, Update
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -83,8 +84,13 @@ async def _on_error(update: object, context: InterludeContext) -> None:
     """Log the error's class and the update id only (never text); the inbox retries the update."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, Forbidden | BadRequest):
+        log.warning("Telegram refused an answer to update %s: %s", update_id, type(error).__name__)
+        return
     log.error("handling update %s failed: %s", update_id, type(error).__name__,
               exc_info=(type(error), error, error.__traceback__) if error else None)
+    # Telegram refusing an answer (above) is not mended by a retry; anything else (network,
+    # database, a bug) is tried again from the inbox.
     if update_id is not None:
         context.services.failed_updates.add(update_id)
 

@@ -56,10 +56,11 @@ class Inbox:
                 InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS))
         return int(value or 0)
 
-    async def done(self, update_id: int) -> None:
+    async def done(self, update_id: int, error: str | None = None) -> None:
         async with self.db.transaction() as session:
             await session.execute(update(InboxUpdate).where(InboxUpdate.update_id == update_id)
-                                  .values(processed_at=self.clock.now(), payload=None))
+                                  .values(processed_at=self.clock.now(), payload=None,
+                                          last_error=error))
 
     async def failed(self, update_id: int, error: str) -> int:
         """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""

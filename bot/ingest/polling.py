@@ -97,8 +97,14 @@ class InboxPoller:
         self.failed_updates.discard(update_id)
         try:
             update = Update.de_json(payload, self.application.bot)
+        except Exception as error:
+            # Retrying cannot mend it: set it aside (payload cleared) and carry on.
+            log.warning("update %d is malformed (%s); set aside", update_id, type(error).__name__)
+            await self.inbox.done(update_id, error="malformed update")
+            return
+        try:
             await self.application.process_update(update)
-        except TelegramError as error:
+        except Exception as error:
             self.failed_updates.add(update_id)
             log.warning("update %d failed (%s)", update_id, type(error).__name__)
         if update_id in self.failed_updates:
