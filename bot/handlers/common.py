@@ -13,6 +13,7 @@ from bot import messages
 from bot.db.models import Client, ClientStatus
 from bot.handlers.context import InterludeContext
 from bot.messages import render
+from bot.scheduling.ratelimit import PRIORITY
 from bot.services.onboarding import client_by_telegram
 
 CONTEXT_TYPES = ContextTypes(context=InterludeContext)
@@ -27,13 +28,14 @@ def language_of(update: Update, client: Client | None = None) -> str | None:
 
 async def say(update: Update, context: InterludeContext, message: str, *,
               language: str | None = None, keyboard: InlineKeyboardMarkup | None = None,
-              **values: object) -> Message | None:
-    """Send a catalog message into the chat this update came from."""
+              urgent: bool = False, **values: object) -> Message | None:
+    """Send a catalog message into the chat this update came from (urgent: ahead of the queue)."""
     chat = update.effective_chat
     if chat is None:
         return None
     text = render(message, language or language_of(update), **values)
-    return await context.bot.send_message(chat.id, text, reply_markup=keyboard)
+    return await context.bot.send_message(chat.id, text, reply_markup=keyboard,
+                                          rate_limit_args=PRIORITY if urgent else None)
 
 
 async def current_client(update: Update, context: InterludeContext) -> Client | None:

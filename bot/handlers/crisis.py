@@ -18,6 +18,7 @@ from bot.handlers.common import say
 from bot.handlers.context import InterludeContext
 from bot.messages import render
 from bot.safety.rules import Category
+from bot.scheduling.ratelimit import PRIORITY
 from bot.services import replies, safety
 from bot.services.onboarding import client_by_telegram
 
@@ -65,15 +66,16 @@ async def respond_to_crisis(update: Update, context: InterludeContext, message: 
     log.warning("crisis language screened: category %s", screening.category)
 
     if client is None:
-        await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources)
+        await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources,
+                  urgent=True)
         return True
     await say(update, context, messages.CRISIS_REPLY, language=client.language_code,
-              resources=resources, therapist=therapist_name)
+              resources=resources, therapist=therapist_name, urgent=True)
     if alert.therapist_telegram_id is not None:
         try:
             await context.bot.send_message(alert.therapist_telegram_id, render(
                 messages.THERAPIST_ALERT, None, client=alert.client_name, alert_id=alert.id,
-                category=render(CATEGORY_LABELS[alert.category])))
+                category=render(CATEGORY_LABELS[alert.category])), rate_limit_args=PRIORITY)
         except TelegramError as error:
             log.warning("could not alert the therapist on Telegram (%s)", type(error).__name__)
         else:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # Methods that put a message in a chat; these count against Telegram's message limits.
 COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
 IDLE_BUCKETS_KEPT = 10_000
+# Pass as `rate_limit_args` to send ahead of the queue (crisis replies and therapist alerts).
+PRIORITY = 1
 ApiResult = bool | dict[str, Any] | list[dict[str, Any]] | None
 
 
@@ -45,6 +47,13 @@ class TokenBucket:
     def full(self) -> bool:
         self._refill()
         return self._tokens >= self.burst
+
+    def take_now(self) -> None:
+        """Take a token at once, ahead of every waiter, going into debt if need be.
+
+        The waiters then wait the debt out, so the rate over time still holds."""
+        self._refill()
+        self._tokens -= 1
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -102,10 +111,16 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     ) -> ApiResult:
         counted = endpoint.startswith(COUNTED_PREFIXES)
         chat_id = data.get("chat_id")
+        priority = rate_limit_args == PRIORITY
         attempt = 0
         while True:
             await self._wait_out_pause()
-            if counted:
+            if counted and priority:
+                # A crisis answer goes ahead of any backlog of prompts, never behind it.
+                self._global.take_now()
+                if chat_id is not None:
+                    self._chat(chat_id).take_now()
+            elif counted:
                 await self._global.acquire()
                 if chat_id is not None:
                     await self._chat(chat_id).acquire()
@@ -118,5 +133,5 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 self.retries_after_429 += 1
                 log.warning("Telegram asked us to wait %.1f s (%s)", delay, endpoint)
                 attempt += 1
-                if attempt > (rate_limit_args if rate_limit_args is not None else self.max_retries):
+                if attempt > self.max_retries:
                     raise
