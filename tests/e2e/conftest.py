@@ -163,6 +163,13 @@ class BotHarness:
             )
         return issued.id, issued.token
 
+    async def joined(self, name: str = "Sam", **invite: Any) -> tuple[int, Person]:
+        """A client invited, onboarded (suggested zone, default quiet hours) and ready for prompts."""
+        client_id, token = await self.invite(name, **invite)
+        person = await self.person(name)
+        await self.onboard(person, token)
+        return client_id, person
+
     async def onboard(self, person: Person, token: str) -> None:
         """Open the invite, agree, confirm the suggested time zone, keep quiet hours."""
         await person.send(f"/start {token}")

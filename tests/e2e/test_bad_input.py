@@ -69,9 +69,7 @@ async def test_people_never_invited_are_told_kindly_and_nothing_is_kept(harness:
 
 async def test_group_chats_are_ignored(harness: BotHarness) -> None:
     """A message in a group the bot was added to gets no answer and is not stored."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     group = {"id": -100123, "type": "group", "title": "Family"}
     before = await harness.control.stats()
     await harness.control.send_text(sam.id, "hello group", chat=group)
@@ -85,9 +83,7 @@ async def test_group_chats_are_ignored(harness: BotHarness) -> None:
 
 async def test_stickers_photos_and_locations_are_declined_kindly(harness: BotHarness) -> None:
     """Things the bot cannot keep get one short sentence saying so, and nothing is stored."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     for payload in ({"sticker": {}}, {"photo": {}}, {"location": {"latitude": 52.5, "longitude": 13.4}}):
         await sam.send_payload(**payload)
         assert "only keep words and voice notes" in await sam.last()
@@ -98,9 +94,7 @@ async def test_stickers_photos_and_locations_are_declined_kindly(harness: BotHar
 
 async def test_longest_message_is_stored_whole(harness: BotHarness) -> None:
     """A reply of 4096 characters (Telegram's maximum) is kept in full."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
     text = ("Lots to say. " * 400)[:4095] + "é"
@@ -113,9 +107,7 @@ async def test_longest_message_is_stored_whole(harness: BotHarness) -> None:
 
 async def test_edited_answer_is_updated_and_history_kept(harness: BotHarness) -> None:
     """Editing an answer in Telegram updates the stored reply; the earlier words are kept."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
     sent = await sam.send("I felt calm")
@@ -166,9 +158,7 @@ async def test_forged_button_cannot_answer_another_clients_prompt(harness: BotHa
 
 async def test_button_on_a_closed_prompt_says_so(harness: BotHarness) -> None:
     """Tapping a check-in button after the prompt expired gets a gentle 'this one has closed'."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
     harness.clock.advance(hours=21)

@@ -8,16 +8,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.db.models import Client, ClientStatus, Consent, Delivery, DeliveryStatus, Reply
-from tests.e2e.conftest import BotHarness, Person
+from tests.e2e.conftest import BotHarness
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-async def joined(harness: BotHarness, name: str = "Sam") -> tuple[int, Person]:
-    client_id, token = await harness.invite(name)
-    person = await harness.person(name)
-    await harness.onboard(person, token)
-    return client_id, person
 
 
 async def client_row(harness: BotHarness, client_id: int) -> Client:
@@ -29,7 +22,7 @@ async def client_row(harness: BotHarness, client_id: int) -> Client:
 
 async def test_help_lists_commands_and_the_crisis_line(harness: BotHarness) -> None:
     """/help shows every command and that the bot is not an emergency service."""
-    _, sam = await joined(harness)
+    _, sam = await harness.joined()
     await sam.send("/help")
     text = await sam.last()
     for command in ("/pause", "/resume", "/timezone", "/quiet", "/stop"):
@@ -39,7 +32,7 @@ async def test_help_lists_commands_and_the_crisis_line(harness: BotHarness) -> N
 
 async def test_pause_for_days_then_resume(harness: BotHarness) -> None:
     """/pause 3 skips the evening check-ins; /resume brings them back the same evening."""
-    _client_id, sam = await joined(harness)
+    _client_id, sam = await harness.joined()
     await sam.send("/pause 3")
     assert "Paused until 2026-03-05 10:00" in await sam.last()
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
@@ -59,7 +52,7 @@ async def test_pause_for_days_then_resume(harness: BotHarness) -> None:
 
 async def test_pause_without_days_lasts_until_resume_and_bad_days_are_explained(harness: BotHarness) -> None:
     """/pause alone pauses until /resume; /pause soon gets a kind explanation."""
-    _client_id, sam = await joined(harness)
+    _client_id, sam = await harness.joined()
     await sam.send("/pause soon")
     assert "a number from 1 to 90" in await sam.last()
     await sam.send("/pause")
@@ -73,7 +66,7 @@ async def test_pause_without_days_lasts_until_resume_and_bad_days_are_explained(
 
 async def test_stop_revokes_consent_at_once_and_keeps_nothing_new(harness: BotHarness) -> None:
     """/stop ends every prompt now, says how to come back, and later words are not stored."""
-    client_id, sam = await joined(harness)
+    client_id, sam = await harness.joined()
     await sam.send("/stop")
     assert "ask your therapist for a new invite link" in await sam.last()
     client = await client_row(harness, client_id)
@@ -97,7 +90,7 @@ async def test_stop_revokes_consent_at_once_and_keeps_nothing_new(harness: BotHa
 
 async def test_timezone_can_be_typed_as_a_city(harness: BotHarness) -> None:
     """/timezone → Change → typing 'new york' sets America/New_York and re-plans in it."""
-    client_id, sam = await joined(harness)
+    client_id, sam = await harness.joined()
     await sam.send("/timezone")
     assert "Europe/Berlin" in await sam.last()
     await sam.tap("Change time zone")
@@ -117,7 +110,7 @@ async def test_timezone_can_be_typed_as_a_city(harness: BotHarness) -> None:
 
 async def test_quiet_hours_can_be_changed_and_are_checked(harness: BotHarness) -> None:
     """/quiet → Change → '22:00-07:30' is stored; unreadable text gets an example."""
-    client_id, sam = await joined(harness)
+    client_id, sam = await harness.joined()
     await sam.send("/quiet")
     await sam.tap("Change quiet hours")
     await sam.send("late")
@@ -145,7 +138,7 @@ async def test_onboarding_can_pick_another_zone_and_type_quiet_hours(harness: Bo
 
 async def test_blocking_the_bot_marks_the_client_unreachable(harness: BotHarness) -> None:
     """When a client blocks the bot, the next prompt fails with 403 and sending stops."""
-    client_id, sam = await joined(harness)
+    client_id, sam = await harness.joined()
     await harness.control.block(sam.id)
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     report = await harness.deliver_due()

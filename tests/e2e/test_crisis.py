@@ -20,9 +20,7 @@ async def test_crisis_reply_comes_at_once_and_the_therapist_is_alerted(harness: 
         therapist = await onboarding.add_therapist(session, "Dr Rivera", harness.clock, harness.settings)
     rivera = await harness.person("Rivera")
     await rivera.send(f"/start {therapist.token}")
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 23, 30, tzinfo=BERLIN))  # inside quiet hours
 
     await sam.send("honestly everyone would be better off without me")
@@ -44,9 +42,7 @@ async def test_crisis_reply_comes_at_once_and_the_therapist_is_alerted(harness: 
 
 async def test_negated_and_idiomatic_messages_get_the_usual_thanks(harness: BotHarness) -> None:
     """'I'm not suicidal' or 'this traffic is killing me' raise no alarm."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     for text in ("I'm not suicidal, just really tired today", "this traffic is killing me"):
         await sam.send(text)
         assert "988" not in await sam.last()

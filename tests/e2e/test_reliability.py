@@ -67,9 +67,7 @@ async def test_429_storm_loses_nothing_and_doubles_nothing(harness: BotHarness) 
 
 async def test_messages_sent_while_the_bot_is_down_are_handled_after_restart(harness: BotHarness) -> None:
     """Replies written during a restart are all stored once and acknowledged once."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
     await harness.stop()
@@ -87,9 +85,7 @@ async def test_messages_sent_while_the_bot_is_down_are_handled_after_restart(har
 
 async def test_crash_after_storing_before_handling_loses_nothing(harness: BotHarness) -> None:
     """Updates stored in the inbox by a process that then died are handled by the next one."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
     await harness.stop()
@@ -118,9 +114,7 @@ async def test_replaying_a_handled_update_stores_nothing_twice(
     harness: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If the process dies after handling but before marking done, the replay is harmless."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
 
@@ -150,9 +144,7 @@ async def test_replaying_a_handled_update_stores_nothing_twice(
 
 async def test_job_queue_delivers_due_prompts_on_its_own(harness: BotHarness) -> None:
     """With the JobQueue running, a due prompt goes out without anyone calling the dispatcher."""
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     before = len(await harness.control.bot_messages(sam.id))
     await harness.stop()
     harness.settings = harness.settings.model_copy(update={"dispatch_interval_seconds": 0.2})
@@ -172,9 +164,7 @@ async def test_a_passing_failure_is_retried_quietly(
     """A handler error that clears on retry stores the reply once and never alarms the client."""
     from bot.services import replies
 
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
     real = replies.record_message
     calls: list[int] = []
 
@@ -198,9 +188,7 @@ async def test_an_update_that_always_fails_gets_one_apology(
     """After every retry fails, the client hears once that something went wrong, with no details."""
     from bot.services import replies
 
-    _, token = await harness.invite("Sam")
-    sam = await harness.person("Sam")
-    await harness.onboard(sam, token)
+    _, sam = await harness.joined("Sam")
 
     async def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("a bug")
