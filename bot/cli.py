@@ -11,7 +11,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -232,6 +232,54 @@ def cmd_safety_screen(args: argparse.Namespace, settings: Settings) -> None:
             print(json.dumps(screener.screen(text).as_json(text), ensure_ascii=False), flush=True)
 
 
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import safety
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.transaction() as session:
+            return await safety.alerts(session, open_only=args.open)
+
+    rows = asyncio.run(_with_db(settings, work))
+    _print(args, rows, "\n".join(
+        f"{r['id']:>4}  {r['created_at']:%Y-%m-%d %H:%M}  {r['client']:<20} {r['category']:<20} "
+        + ("acknowledged" if r["acknowledged_at"] else "OPEN") for r in rows) or "No alerts.")
+
+
+def cmd_alerts_ack(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import safety
+
+    async def work(db: Database) -> bool:
+        async with db.transaction() as session:
+            return await safety.acknowledge(session, args.id, SystemClock())
+
+    if not asyncio.run(_with_db(settings, work)):
+        raise CommandError(f"there is no open alert {args.id}")
+    _print(args, {"id": args.id, "acknowledged": True}, f"Alert {args.id} acknowledged.")
+
+
+def cmd_report_safety(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import safety
+
+    try:
+        start, end = (datetime.fromisoformat(value) for value in (args.start, args.end))
+    except ValueError:
+        raise CommandError("--from and --to take dates like 2026-11-01") from None
+    start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.transaction() as session:
+            return await safety.report(session, start, end)
+
+    result = asyncio.run(_with_db(settings, work))
+    waits = result["minutes_to_acknowledge"]
+    _print(args, result, "\n".join([
+        f"Crisis referrals from {start:%Y-%m-%d} to {end:%Y-%m-%d}: {result['alerts']} "
+        f"({result['open']} not yet acknowledged)",
+        *(f"  {category}: {count}" for category, count in result["by_category"].items()),
+        f"Minutes to acknowledgement: median {waits['median']}, longest {waits['max']}",
+    ]))
+
+
 def cmd_emulator(args: argparse.Namespace, settings: Settings) -> None:
     from bot.emulator.runner import run_emulator
 
@@ -312,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     add(prompts, "check", cmd_prompts_check, "validate the prompt library")
     add(prompts, "list", cmd_prompts_list, "list programs and prompts")
+    alerts = add(commands, "alerts", cmd_alerts, "crisis alerts, newest first")
+    alerts.add_argument("--open", action="store_true", help="only those not yet acknowledged")
+    alerts_actions = alerts.add_subparsers(dest="action")
+    add(alerts_actions, "ack", cmd_alerts_ack, "acknowledge an alert").add_argument("id", type=int)
+    report = commands.add_parser("report", help="reports").add_subparsers(dest="action", required=True)
+    safety_report = add(report, "safety", cmd_report_safety, "crisis referrals by category, "
+                        "and time to acknowledgement")
+    safety_report.add_argument("--from", dest="start", required=True, help="a date, e.g. 2026-11-01")
+    safety_report.add_argument("--to", dest="end", required=True, help="a date (not included)")
     safety = commands.add_parser("safety", help="crisis screening").add_subparsers(
         dest="action", required=True)
     add(safety, "screen", cmd_safety_screen,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.db.models import Alert, Reply
-from bot.services import onboarding
+from bot.services import onboarding, safety
 from tests.e2e.conftest import BotHarness
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -38,6 +38,19 @@ async def test_crisis_reply_comes_at_once_and_the_therapist_is_alerted(harness: 
     assert alert is not None
     assert (alert.category, alert.notified_at is not None) == ("suicidal", True)
     assert kept == "honestly everyone would be better off without me"
+
+    # The therapist acknowledges it 12 minutes later; the referral report counts it.
+    harness.clock.advance(minutes=12)
+    async with harness.db.transaction() as session:
+        assert [a["client"] for a in await safety.alerts(session, open_only=True)] == ["Sam"]
+        assert await safety.acknowledge(session, alert.id, harness.clock)
+        assert not await safety.acknowledge(session, alert.id, harness.clock)
+        report = await safety.report(session, datetime(2026, 3, 1, tzinfo=BERLIN),
+                                     datetime(2026, 4, 1, tzinfo=BERLIN))
+        assert await safety.alerts(session, open_only=True) == []
+    assert (report["alerts"], report["open"]) == (1, 0)
+    assert report["by_category"]["suicidal"] == 1
+    assert report["minutes_to_acknowledge"] == {"median": 12.0, "max": 12.0}
 
 
 async def test_negated_and_idiomatic_messages_get_the_usual_thanks(harness: BotHarness) -> None:

@@ -112,6 +112,9 @@ def test_cli_prints_json_for_scripts(env: dict[str, str]) -> None:
     assert cli(env, "client", "list")[0]["status"] == "invited"
     assert cli(env, "prompts", "check")["ok"] is True
     assert cli(env, "replies", "--client", str(invite["client_id"])) == []
+    assert cli(env, "alerts") == []
+    report = cli(env, "report", "safety", "--from", "2026-11-01", "--to", "2026-12-01")
+    assert (report["alerts"], report["open"]) == (0, 0)
 
 
 def test_cli_mistakes_get_one_plain_line(env: dict[str, str]) -> None:
