@@ -158,6 +158,27 @@ def cmd_client_list(args: argparse.Namespace, settings: Settings) -> None:
                                  f"{r['timezone'] or ''}" for r in rows) or "No clients yet.")
 
 
+def cmd_client_thresholds(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.db.models import Client
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.transaction() as session:
+            client = await session.get(Client, args.client)
+            if client is None:
+                raise CommandError(f"there is no client {args.client}")
+            if args.intensity is not None:
+                client.alert_intensity = args.intensity or None
+            if args.shutdown_days is not None:
+                client.alert_shutdown_days = args.shutdown_days or None
+            return {"client_id": client.id,
+                    "intensity": client.alert_intensity or settings.checkin_alert_intensity,
+                    "shutdown_days": client.alert_shutdown_days or settings.checkin_alert_shutdown_days}
+
+    result = asyncio.run(_with_db(settings, work))
+    _print(args, result, f"Client {result['client_id']}: a grounding exercise and an alert after "
+           f"two check-ins at {result['intensity']} or more, or {result['shutdown_days']} days shut down.")
+
+
 def cmd_prompt_send(args: argparse.Namespace, settings: Settings) -> None:
     library = _library(settings)
 
@@ -345,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--program", help="a program key from prompts/programs")
     invite.add_argument("--anchor", help="the medicine session, ISO date-time with offset")
     invite.add_argument("--tz", help="the client's IANA time zone, e.g. Europe/Berlin")
+    thresholds = add(client, "thresholds", cmd_client_thresholds,
+                     "a client's own check-in thresholds (0 returns to the practice's)")
+    thresholds.add_argument("--client", type=int, required=True)
+    thresholds.add_argument("--intensity", type=int, choices=range(0, 11), metavar="0-10")
+    thresholds.add_argument("--shutdown-days", type=int, choices=range(0, 15), metavar="0-14")
     client_list = add(client, "list", cmd_client_list, "list clients")
     client_list.add_argument("--therapist", type=int)
 

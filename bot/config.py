@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     send_lease_seconds: float = Field(default=60, gt=0)
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
 
+    # Check-ins that call for care: intensity at or above this twice in a row, or shut down on
+    # this many days running, send a grounding exercise and alert the therapist (a client's own
+    # thresholds, set with `interlude client thresholds`, come first).
+    checkin_alert_intensity: int = Field(default=9, ge=1, le=10)
+    checkin_alert_shutdown_days: int = Field(default=3, ge=1, le=14)
+    grounding_prompt_activated: str = "grounding.slow-exhale"
+    grounding_prompt_shut_down: str = "grounding.gentle-return"
+
     log_level: str = "INFO"
     demo_port: int = 8081
 

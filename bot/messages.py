@@ -184,6 +184,12 @@ THERAPIST_ALERT = N_(
     "Safety alert: {client} just wrote something that may mean {category}. They were sent the "
     "crisis resources. Please check in with them. (Alert {alert_id})"
 )
+THERAPIST_CHECKIN_ALERT = N_(
+    "Check-in alert: {client}'s check-ins show {pattern}. They were offered a grounding "
+    "exercise. Please check in with them. (Alert {alert_id})"
+)
+PATTERN_HIGH_ACTIVATION = N_("very high activation twice in a row")
+PATTERN_PROLONGED_SHUTDOWN = N_("feeling shut down several days running")
 CATEGORY_SUICIDAL = N_("thoughts of suicide")
 CATEGORY_SELF_HARM = N_("self-harm")
 CATEGORY_DANGER = N_("danger from another person")

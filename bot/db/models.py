@@ -95,6 +95,9 @@ class Client(Base):
     quiet_start: Mapped[str] = mapped_column(String(5))
     quiet_end: Mapped[str] = mapped_column(String(5))
     paused_until: Mapped[datetime | None]
+    # The client's own check-in thresholds, set by their therapist; None means the practice's.
+    alert_intensity: Mapped[int | None] = mapped_column(Integer)
+    alert_shutdown_days: Mapped[int | None] = mapped_column(Integer)
     # What the bot is waiting for the client to type (e.g. a time zone): conversation state
     # lives here, in the database, so a restart mid-conversation loses nothing.
     awaiting: Mapped[str | None] = mapped_column(String(32))

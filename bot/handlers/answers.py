@@ -15,7 +15,7 @@ from bot import messages
 from bot.db.models import Client, ClientStatus, NervousSystemState
 from bot.handlers.common import button_press, current_client, say
 from bot.handlers.context import InterludeContext
-from bot.handlers.crisis import respond_to_crisis
+from bot.handlers.crisis import respond_to_checkin_pattern, respond_to_crisis
 from bot.handlers.keyboards import STATE_LABELS, intensity_keyboard, parse_ints, question_message
 from bot.handlers.onboarding import typed_setting
 from bot.messages import render
@@ -63,6 +63,8 @@ async def checkin_button(update: Update, context: InterludeContext) -> None:
     text = "\n\n".join((prompt_text, render(messages.CHECKIN_INTENSITY_CHOSEN, language,
                                             state=chosen_state, intensity=checkin.intensity)))
     await query.edit_message_text(text, reply_markup=None)
+    if await respond_to_checkin_pattern(update, context, client):
+        return
     if outcome.thanks:
         await say(update, context, outcome.thanks, language=language)
 

@@ -1,4 +1,6 @@
-"""Crisis language gets an answer before anything else: resources now, and the therapist alerted.
+"""Care that cannot wait: crisis language, and check-ins that show someone struggling for a while.
+
+Crisis language gets an answer before anything else: resources now, and the therapist alerted.
 
 Every handler that receives client text calls `respond_to_crisis` first. The reply goes out at
 once from the handler, never through the prompt queue, and quiet hours do not apply to it.
@@ -13,7 +15,7 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 
 from bot import messages
-from bot.db.models import ClientStatus, Therapist
+from bot.db.models import Client, ClientStatus, Therapist
 from bot.handlers.common import say
 from bot.handlers.context import InterludeContext
 from bot.messages import render
@@ -71,14 +73,47 @@ async def respond_to_crisis(update: Update, context: InterludeContext, message: 
         return True
     await say(update, context, messages.CRISIS_REPLY, language=client.language_code,
               resources=resources, therapist=therapist_name, urgent=True)
-    if alert.therapist_telegram_id is not None:
-        try:
-            await context.bot.send_message(alert.therapist_telegram_id, render(
-                messages.THERAPIST_ALERT, None, client=alert.client_name, alert_id=alert.id,
-                category=render(CATEGORY_LABELS[alert.category])), rate_limit_args=PRIORITY)
-        except TelegramError as error:
-            log.warning("could not alert the therapist on Telegram (%s)", type(error).__name__)
-        else:
-            async with services.db.transaction() as session:
-                await safety.mark_notified(session, alert.id, services.clock)
+    await _notify_therapist(context, alert, render(
+        messages.THERAPIST_ALERT, None, client=alert.client_name, alert_id=alert.id,
+        category=render(CATEGORY_LABELS[alert.category])))  # type: ignore[index]
     return True
+
+
+async def respond_to_checkin_pattern(update: Update, context: InterludeContext,
+                                     client: Client) -> bool:
+    """After a check-in: very high activation twice, or shut down for days, gets care now."""
+    services, settings = context.services, context.services.settings
+    async with services.db.transaction() as session:
+        stored = await session.get(Client, client.id)
+        assert stored is not None
+        pattern = await safety.checkin_pattern(session, stored, services.clock, settings)
+        if pattern is None:
+            return False
+        alert = await safety.raise_alert(session, stored, pattern, None, services.clock)
+    log.warning("check-in pattern alert: %s", pattern)
+    key = (settings.grounding_prompt_activated if pattern == safety.HIGH_ACTIVATION
+           else settings.grounding_prompt_shut_down)
+    exercise = services.library.prompts.get(key)
+    chat = update.effective_chat
+    if exercise is not None and chat is not None:
+        await context.bot.send_message(chat.id, exercise.text, rate_limit_args=PRIORITY)
+    label = (messages.PATTERN_HIGH_ACTIVATION if pattern == safety.HIGH_ACTIVATION
+             else messages.PATTERN_PROLONGED_SHUTDOWN)
+    await _notify_therapist(context, alert, render(
+        messages.THERAPIST_CHECKIN_ALERT, None, client=alert.client_name, alert_id=alert.id,
+        pattern=render(label)))
+    return True
+
+
+async def _notify_therapist(context: InterludeContext, alert: safety.RaisedAlert,
+                            text: str) -> None:
+    """The alert to the therapist's own Telegram, ahead of the queue; recorded when it arrived."""
+    if alert.therapist_telegram_id is None:
+        return
+    try:
+        await context.bot.send_message(alert.therapist_telegram_id, text, rate_limit_args=PRIORITY)
+    except TelegramError as error:
+        log.warning("could not alert the therapist on Telegram (%s)", type(error).__name__)
+        return
+    async with context.services.db.transaction() as session:
+        await safety.mark_notified(session, alert.id, context.services.clock)

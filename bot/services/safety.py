@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.db.models import Alert, Client, Therapist
+from bot.config import Settings
+from bot.db.models import Alert, CheckIn, Client, NervousSystemState, Therapist
 from bot.safety.rules import CATEGORIES, Category
 
 
 @dataclass(frozen=True)
 class RaisedAlert:
     id: int
-    category: Category
+    category: Category | str
     client_name: str
     therapist_telegram_id: int | None
 
 
-async def raise_alert(session: AsyncSession, client: Client, category: Category,
+async def raise_alert(session: AsyncSession, client: Client, category: Category | str,
                       reply_id: int | None, clock: Clock) -> RaisedAlert:
     therapist = await session.get(Therapist, client.therapist_id)
     assert therapist is not None
@@ -69,10 +71,47 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
                    for a in rows if a.acknowledged_at is not None)
     return {
         "from": start, "to": end, "alerts": len(rows),
-        "by_category": {c: sum(a.category == c for a in rows) for c in CATEGORIES},
+        "by_category": {c: sum(a.category == c for a in rows) for c in (*CATEGORIES, *CHECKIN_PATTERNS)},
         "open": sum(a.acknowledged_at is None for a in rows),
         "minutes_to_acknowledge": {
             "median": round(statistics.median(waits), 1) if waits else None,
             "max": round(waits[-1], 1) if waits else None,
         },
     }
+
+
+
+# Check-in patterns that call for care, as alert categories beside the crisis ones.
+HIGH_ACTIVATION = "high_activation"
+PROLONGED_SHUTDOWN = "prolonged_shutdown"
+CHECKIN_PATTERNS = (HIGH_ACTIVATION, PROLONGED_SHUTDOWN)
+REPEAT_AFTER = timedelta(hours=24)  # one alert of a kind a day is enough for a therapist
+
+
+async def checkin_pattern(session: AsyncSession, client: Client, clock: Clock,
+                          settings: Settings) -> str | None:
+    """HIGH_ACTIVATION or PROLONGED_SHUTDOWN when the client's recent check-ins show it, once a day."""
+    intensity = client.alert_intensity or settings.checkin_alert_intensity
+    days = client.alert_shutdown_days or settings.checkin_alert_shutdown_days
+    recent = list(await session.scalars(
+        select(CheckIn).where(CheckIn.client_id == client.id, CheckIn.intensity.is_not(None))
+        .order_by(CheckIn.recorded_at.desc()).limit(max(2, days * 3))))
+    found = None
+    if len(recent) >= 2 and all((c.intensity or 0) >= intensity for c in recent[:2]):
+        found = HIGH_ACTIVATION
+    else:
+        zone = ZoneInfo(client.timezone or settings.default_timezone)
+        today = clock.now().astimezone(zone).date()
+        latest_by_day: dict[object, CheckIn] = {}
+        for checkin in recent:  # newest first: the first seen each day is that day's latest
+            latest_by_day.setdefault(checkin.recorded_at.astimezone(zone).date(), checkin)
+        wanted = [today - timedelta(days=n) for n in range(days)]
+        if all(day in latest_by_day and latest_by_day[day].state is NervousSystemState.SHUT_DOWN
+               for day in wanted):
+            found = PROLONGED_SHUTDOWN
+    if found is None:
+        return None
+    already = await session.scalar(select(Alert.id).where(
+        Alert.client_id == client.id, Alert.category == found,
+        Alert.created_at > clock.now() - REPEAT_AFTER).limit(1))
+    return None if already else found
