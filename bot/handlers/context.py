@@ -25,6 +25,8 @@ class Services:
     screener: Screener
     # update_ids whose handling raised; the inbox keeps them for another try.
     failed_updates: set[int] = field(default_factory=set)
+    # update_ids whose sender already got the crisis resources (a retry does not repeat them).
+    crisis_answered: set[int] = field(default_factory=set)
 
 
 class InterludeApplication(Application[Any, Any, Any, Any, Any, Any]):

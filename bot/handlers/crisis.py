@@ -46,7 +46,24 @@ async def respond_to_crisis(update: Update, context: InterludeContext, message: 
     resources = rules.resources.get(services.settings.crisis_region, rules.resources["default"])
     user = update.effective_user
     assert user is not None
+    try:
+        return await _answer_and_alert(update, context, message, text, screening.category,
+                                       resources, keep=keep)
+    except Exception:
+        # The database (or anything before the answer) failed: the resources still go out, once;
+        # the update is then retried from the inbox, so the alert is recorded when it can be.
+        if update.update_id not in services.crisis_answered:
+            services.crisis_answered.add(update.update_id)
+            await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources,
+                      urgent=True)
+        raise
 
+
+async def _answer_and_alert(update: Update, context: InterludeContext, message: Message,
+                            text: str, category: Category, resources: str, *, keep: bool) -> bool:
+    services = context.services
+    user = update.effective_user
+    assert user is not None
     async with services.db.transaction() as session:
         client = await client_by_telegram(session, user.id)
         if client is None or client.status is ClientStatus.STOPPED:
@@ -61,18 +78,19 @@ async def respond_to_crisis(update: Update, context: InterludeContext, message: 
                     reply_to_message_id=message.reply_to_message.message_id
                     if message.reply_to_message else None)
                 reply_id = outcome.reply_id
-            alert = await safety.raise_alert(session, client, screening.category, reply_id,
-                                             services.clock)
+            alert = await safety.raise_alert(session, client, category, reply_id, services.clock)
             therapist = await session.get(Therapist, client.therapist_id)
             therapist_name = therapist.display_name if therapist else ""
-    log.warning("crisis language screened: category %s", screening.category)
-
+    log.warning("crisis language screened: category %s", category)
+    already_answered = update.update_id in services.crisis_answered
     if client is None:
-        await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources,
-                  urgent=True)
+        if not already_answered:
+            await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources,
+                      urgent=True)
         return True
-    await say(update, context, messages.CRISIS_REPLY, language=client.language_code,
-              resources=resources, therapist=therapist_name, urgent=True)
+    if not already_answered:
+        await say(update, context, messages.CRISIS_REPLY, language=client.language_code,
+                  resources=resources, therapist=therapist_name, urgent=True)
     await _notify_therapist(context, alert, render(
         messages.THERAPIST_ALERT, None, client=alert.client_name, alert_id=alert.id,
         category=render(CATEGORY_LABELS[alert.category])))  # type: ignore[index]

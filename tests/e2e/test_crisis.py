@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from bot.db.models import Alert, Reply
@@ -45,8 +46,9 @@ async def test_crisis_reply_comes_at_once_and_the_therapist_is_alerted(harness: 
         assert [a["client"] for a in await safety.alerts(session, open_only=True)] == ["Sam"]
         assert await safety.acknowledge(session, alert.id, harness.clock)
         assert not await safety.acknowledge(session, alert.id, harness.clock)
-        report = await safety.report(session, datetime(2026, 3, 1, tzinfo=BERLIN),
-                                     datetime(2026, 4, 1, tzinfo=BERLIN))
+        report = await safety.report(
+            session, datetime(2026, 3, 1, tzinfo=BERLIN), datetime(2026, 4, 1, tzinfo=BERLIN)
+        )
         assert await safety.alerts(session, open_only=True) == []
     assert (report["alerts"], report["open"]) == (1, 0)
     assert report["by_category"]["suicidal"] == 1
@@ -81,3 +83,28 @@ async def test_people_never_invited_get_resources_and_nothing_is_kept(harness: B
     async with harness.db.transaction() as session:
         assert await session.scalar(select(Reply)) is None
         assert await session.scalar(select(Alert)) is None
+
+
+async def test_resources_reach_the_person_even_when_the_database_fails(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If storing fails, the crisis resources still go out at once, once; the alert follows on retry."""
+    from bot.handlers import crisis
+
+    _, sam = await harness.joined("Sam")
+    real = crisis.client_by_telegram
+    failures: list[int] = []
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        if len(failures) < 2:
+            failures.append(1)
+            raise RuntimeError("database unavailable")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(crisis, "client_by_telegram", flaky)
+    before = len(await sam.said())
+    await sam.send("i can't do this anymore, i want to die")
+    said = (await sam.said())[before:]
+    assert sum("988" in text for text in said) == 1
+    async with harness.db.transaction() as session:
+        assert [a.category for a in await session.scalars(select(Alert))] == ["suicidal"]
