@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, NervousSystemState
-from bot.handlers.common import button_press, current_client, say
+from bot.handlers.common import button_press, current_client, replied_to, say
 from bot.handlers.context import InterludeContext
 from bot.handlers.crisis import respond_to_checkin_pattern, respond_to_crisis
 from bot.handlers.keyboards import STATE_LABELS, intensity_keyboard, parse_ints, question_message
@@ -148,8 +148,7 @@ async def words(update: Update, context: InterludeContext) -> None:
     async with services.db.transaction() as session:
         outcome = await replies.record_message(
             session, client, services.clock, message_id=message.message_id, text=message.text,
-            reply_to_message_id=message.reply_to_message.message_id
-            if message.reply_to_message else None)
+            reply_to_message_id=replied_to(message))
     await _follow_up(update, context, client, outcome)
 
 
@@ -167,8 +166,7 @@ async def voice(update: Update, context: InterludeContext) -> None:
         outcome = await replies.record_message(
             session, client, services.clock, message_id=message.message_id,
             voice_file_id=note.file_id, voice_duration=int(note.duration.total_seconds()),
-            reply_to_message_id=message.reply_to_message.message_id
-            if message.reply_to_message else None)
+            reply_to_message_id=replied_to(message))
     try:
         file = await context.bot.get_file(note.file_id)
         content = bytes(await file.download_as_bytearray())

@@ -82,3 +82,8 @@ async def button_press(update: Update, context: InterludeContext) -> tuple[Callb
         await query.answer()
         return None
     return query, query.data, client
+
+
+def replied_to(message: Message) -> int | None:
+    """The id of the message this one replies to in Telegram, if any."""
+    return message.reply_to_message.message_id if message.reply_to_message else None

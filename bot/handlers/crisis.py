@@ -16,7 +16,7 @@ from telegram.error import TelegramError
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, Therapist
-from bot.handlers.common import say
+from bot.handlers.common import replied_to, say
 from bot.handlers.context import InterludeContext
 from bot.messages import render
 from bot.safety.rules import Category
@@ -75,8 +75,7 @@ async def _answer_and_alert(update: Update, context: InterludeContext, message: 
             if keep:
                 outcome = await replies.record_message(
                     session, client, services.clock, message_id=message.message_id, text=text,
-                    reply_to_message_id=message.reply_to_message.message_id
-                    if message.reply_to_message else None)
+                    reply_to_message_id=replied_to(message))
                 reply_id = outcome.reply_id
             alert = await safety.raise_alert(session, client, category, reply_id, services.clock)
             therapist = await session.get(Therapist, client.therapist_id)

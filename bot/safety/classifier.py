@@ -9,10 +9,9 @@ model file is shipped and a practice's own examples take effect at the next star
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -50,22 +49,22 @@ def _pipeline(regularisation: float) -> Pipeline:
 
 
 class CrisisClassifier:
-    """Probability that a (normalised) message is crisis language, and its likeliest kind."""
+    """Probability that a message, already normalised, is crisis language, and its likeliest kind."""
 
-    def __init__(self, examples: Iterable[Example], normalise: Any, regularisation: float) -> None:
+    def __init__(self, examples: Iterable[Example], normalise: Callable[[str], str],
+                 regularisation: float) -> None:
         examples = list(examples)
         if len({e.crisis for e in examples}) < 2:
             raise ValueError("the classifier needs crisis and non-crisis examples")
-        self._normalise = normalise
         self._crisis = _pipeline(regularisation).fit(
             [normalise(e.text) for e in examples], [int(e.crisis) for e in examples])
         crisis_examples = [e for e in examples if e.crisis and e.category]
         self._category = _pipeline(regularisation).fit(
             [normalise(e.text) for e in crisis_examples], [e.category for e in crisis_examples])
 
-    def probability(self, text: str) -> float:
-        return float(self._crisis.predict_proba([self._normalise(text)])[0][1])
+    def probability(self, normal: str) -> float:
+        return float(self._crisis.predict_proba([normal])[0][1])
 
-    def category(self, text: str) -> Category:
-        category: Category = self._category.predict([self._normalise(text)])[0]
+    def category(self, normal: str) -> Category:
+        category: Category = self._category.predict([normal])[0]
         return category

@@ -79,19 +79,22 @@ class Screener:
         return cls(rules, classifier)
 
     def screen(self, text: str) -> Screening:
-        found = self.explain(text)
+        normal = normalise(text)
+        if not normal:
+            return Screening(False)
+        found = self._first_rule(normal)
         if found:
             return Screening(True, found[0])
-        if self.classifier is not None and normalise(text) \
-                and self.classifier.probability(text) >= self._threshold:
-            return Screening(True, self.classifier.category(text))
+        if self.classifier is not None and self.classifier.probability(normal) >= self._threshold:
+            return Screening(True, self.classifier.category(normal))
         return Screening(False)
 
     def explain(self, text: str) -> tuple[Category, str, str] | None:
         """The first rule that fires: its category, its pattern and the words it matched."""
         normal = normalise(text)
-        if not normal:
-            return None
+        return self._first_rule(normal) if normal else None
+
+    def _first_rule(self, normal: str) -> tuple[Category, str, str] | None:
         safe_spans = [m.span() for pattern in self._safe for m in pattern.finditer(normal)]
         for category, pattern, past in self._patterns:
             for match in pattern.finditer(normal, overlapped=False):

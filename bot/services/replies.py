@@ -110,9 +110,6 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
                 thanks = messages.STEPS_DONE
         else:
             thanks = messages.THANKS_MORE_WORDS
-    elif response_type(delivery) is ResponseType.CHECKIN and delivery.progress >= CHECKIN_WORDS:
-        thanks = messages.THANKS_MORE_WORDS if delivery.answered_at and await _has_words(
-            session, delivery) else messages.THANKS_WORDS
     elif delivery.answered_at is not None and await _has_words(session, delivery):
         thanks = messages.THANKS_MORE_WORDS
 
