@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench messages clean
+.PHONY: run test lint bench messages key clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Interlude needs Python 3.11 or newer")'
@@ -30,6 +30,10 @@ test: $(STAMP)
 ## bench: benchmarks that print their figures (not part of make test)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_screening
+
+## key: a new encryption key for INTERLUDE_ENCRYPTION_KEYS in .env
+key: $(STAMP)
+	@$(BIN)/interlude keys generate
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

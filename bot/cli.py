@@ -18,7 +18,8 @@ import httpx
 
 from bot.clock import SystemClock
 from bot.config import OFFICIAL_API_URL, Settings
-from bot.db.engine import Database
+from bot.db.encryption import EncryptionKeyError
+from bot.db.engine import Database, open_database
 from bot.db.migrate import upgrade
 from bot.library import Library, LibraryError, load_library
 from bot.logs import configure_logging
@@ -37,7 +38,7 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
-    db = Database.from_url(settings.sqlalchemy_url)
+    db = open_database(settings)
     try:
         await upgrade(db.engine)
         return await work(db)
@@ -301,6 +302,40 @@ def cmd_report_safety(args: argparse.Namespace, settings: Settings) -> None:
     ]))
 
 
+def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.db.encryption import KeyRing
+
+    key = KeyRing.generate_key()
+    _print(args, {"key": key}, key)
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.db.rotation import rotate_keys
+
+    async def work(db: Database) -> dict[str, int]:
+        return await rotate_keys(db, batch=args.batch)
+
+    rewritten = asyncio.run(_with_db(settings, work))
+    total = sum(rewritten.values())
+    _print(args, {"rewritten": rewritten, "total": total},
+           f"Resealed {total} stored values with the current key."
+           + "".join(f"\n  {name}: {count}" for name, count in rewritten.items() if count))
+
+
+def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.db.encryption import active_key_ring
+    from bot.db.rotation import count_by_key
+
+    counts = asyncio.run(_with_db(settings, count_by_key))
+    ring = active_key_ring()
+    rows = [{"key": kid, "current": kid == ring.primary_id, "in_key_ring": kid in ring.key_ids,
+             "values": counts.get(kid, 0)} for kid in dict.fromkeys([*ring.key_ids, *counts])]
+    _print(args, rows, "\n".join(
+        f"{r['key']}  {r['values']:>8} values  "
+        + ("current" if r["current"] else "older" if r["in_key_ring"] else "MISSING FROM THE KEY RING")
+        for r in rows))
+
+
 def cmd_emulator(args: argparse.Namespace, settings: Settings) -> None:
     from bot.emulator.runner import run_emulator
 
@@ -395,6 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "and time to acknowledgement")
     safety_report.add_argument("--from", dest="start", required=True, help="a date, e.g. 2026-11-01")
     safety_report.add_argument("--to", dest="end", required=True, help="a date (not included)")
+    keys = commands.add_parser("keys", help="encryption keys").add_subparsers(
+        dest="action", required=True)
+    add(keys, "generate", cmd_keys_generate, "print a new key for INTERLUDE_ENCRYPTION_KEYS")
+    rotate = add(keys, "rotate", cmd_keys_rotate, "reseal everything with the current (first) key, "
+                 "in batches, while the bot runs")
+    rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    add(keys, "status", cmd_keys_status, "how many stored values each key sealed")
     safety = commands.add_parser("safety", help="crisis screening").add_subparsers(
         dest="action", required=True)
     add(safety, "screen", cmd_safety_screen,
@@ -412,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     try:
         args.handler(args, settings)
-    except (CommandError, OnboardingError) as error:
+    except (CommandError, OnboardingError, EncryptionKeyError) as error:
         print(f"interlude: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:

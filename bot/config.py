@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     prompts_dir: Path = Path("prompts")
+    # Keys that seal client text at rest, comma-separated, the current key first (older keys
+    # after it still open what they sealed). Make one with `interlude keys generate`.
+    encryption_keys: SecretStr | None = None
 
     # The practice, as clients see it
     practice_name: str = "your practice"

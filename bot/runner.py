@@ -11,7 +11,7 @@ from datetime import timedelta
 from bot.app import build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.db.engine import Database
+from bot.db.engine import open_database
 from bot.db.migrate import upgrade
 from bot.library import load_library
 from bot.services import onboarding, review
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
     """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly."""
     library = load_library(settings.prompts_dir)
-    db = Database.from_url(settings.sqlalchemy_url)
+    db = open_database(settings)
     await upgrade(db.engine)
     runtime = build_runtime(settings, db, library, SystemClock(), api_url=api_url)
     stop = asyncio.Event()
@@ -47,7 +47,7 @@ async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
 async def seed_demo(settings: Settings) -> list[tuple[str, str]]:
     """A demo therapist and two invites, once; returns (who, link) for the welcome text."""
     library = load_library(settings.prompts_dir)
-    db = Database.from_url(settings.sqlalchemy_url)
+    db = open_database(settings)
     clock = SystemClock()
     links: list[tuple[str, str]] = []
     try:

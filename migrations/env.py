@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from bot.config import Settings
 from bot.db.engine import create_engine
+from bot.db.migrate import compare_type
 from bot.db.models import Base
 
 config = context.config
@@ -20,7 +21,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
-        compare_type=True,
+        compare_type=compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,11 +10,19 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.db.encryption import KeyRing, use_key_ring
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
 from bot.library import Library, load_library
 
 ROOT = Path(__file__).resolve().parents[1]
+# One key for the whole run, so every database, process and CLI call in a test can read the others.
+TEST_ENCRYPTION_KEY = KeyRing.generate_key()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _encryption_keys() -> None:
+    use_key_ring(KeyRing([TEST_ENCRYPTION_KEY]))
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -25,6 +33,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "dispatch_interval_seconds": 0,
         "poll_timeout_seconds": 1,
         "practice_name": "Riverside Practice",
+        "encryption_keys": TEST_ENCRYPTION_KEY,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from bot.config import Settings
+from bot.db.encryption import EncryptionKeyError, KeyRing, use_key_ring
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -70,3 +76,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+DEMO_KEY_FILE = "encryption.key"
+
+
+def key_ring_for(settings: Settings) -> KeyRing:
+    """The practice's keys from the environment; the demo makes its own key once."""
+    if settings.encryption_keys is not None:
+        return KeyRing.from_setting(settings.encryption_keys.get_secret_value())
+    if not settings.demo:
+        raise EncryptionKeyError(
+            "INTERLUDE_ENCRYPTION_KEYS is not set. Client text is stored encrypted: make a key "
+            "with `interlude keys generate`, put it in .env, and keep a copy somewhere safe "
+            "(without it the stored replies cannot be read).")
+    key_file = settings.data_dir / DEMO_KEY_FILE
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(KeyRing.generate_key() + "\n")
+        key_file.chmod(0o600)
+        log.warning("demo: generated an encryption key in %s; a real practice sets "
+                    "INTERLUDE_ENCRYPTION_KEYS instead", key_file)
+    return KeyRing.from_setting(key_file.read_text())
+
+
+def open_database(settings: Settings) -> Database:
+    """The practice's database, with its keys in place for the encrypted columns."""
+    use_key_ring(key_ring_for(settings))
+    return Database.from_url(settings.sqlalchemy_url)

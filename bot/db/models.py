@@ -15,15 +15,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from bot.db.encryption import EncryptedBytes, EncryptedJSON, EncryptedText
 from bot.db.types import UTCDateTime
 
 NAMING = {
@@ -72,7 +71,7 @@ class Therapist(Base):
     __tablename__ = "therapists"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    display_name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(EncryptedText())
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     link_expires_at: Mapped[datetime | None]
@@ -86,7 +85,7 @@ class Client(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id"), index=True)
-    display_name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(EncryptedText())
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     status: Mapped[ClientStatus] = mapped_column(_enum(ClientStatus), default=ClientStatus.INVITED)
     language_code: Mapped[str | None] = mapped_column(String(16))
@@ -163,7 +162,7 @@ class Delivery(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(96), unique=True)
     prompt_key: Mapped[str] = mapped_column(String(64))
     # The prompt as it was when planned, so history stays true when the library changes.
-    prompt: Mapped[dict[str, Any]]
+    prompt: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())  # may be personal
     scheduled_for: Mapped[datetime]  # the program's own time, before quiet hours moved it
     due_at: Mapped[datetime]  # not before this; retries move it forward
     expires_at: Mapped[datetime]
@@ -205,7 +204,7 @@ class Reply(Base):
         ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
     question: Mapped[int] = mapped_column(Integer, default=0)  # step of a multi-step prompt
     kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind))
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(EncryptedText())
     value: Mapped[str | None] = mapped_column(String(64))  # a choice label or a scale number
     # Button answers have no message of their own; 1 marks them so one press replaces another.
     button: Mapped[int | None] = mapped_column(Integer)
@@ -224,7 +223,7 @@ class ReplyRevision(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id", ondelete="CASCADE"),
                                           index=True)
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(EncryptedText())
     replaced_at: Mapped[datetime]
 
 
@@ -234,7 +233,7 @@ class VoiceNote(Base):
     reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id", ondelete="CASCADE"),
                                           primary_key=True)
     mime_type: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(EncryptedBytes())
 
 
 class NervousSystemState(StrEnum):
@@ -264,7 +263,7 @@ class InboxUpdate(Base):
     __tablename__ = "inbox"
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    payload: Mapped[dict[str, Any] | None]
+    payload: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())  # the client's words
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -132,7 +132,7 @@ async def test_forged_button_cannot_answer_another_clients_prompt(harness: BotHa
     harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.deliver_due()
     async with harness.db.transaction() as session:
-        anas = await session.scalar(select(Delivery).join(Client).where(Client.display_name == "Ana"))
+        anas = await session.scalar(select(Delivery).join(Client).where(Client.telegram_user_id == ana.id))
     assert anas is not None
     bens_message = (await harness.control.bot_messages(ben.id))[-1]
     for data in (

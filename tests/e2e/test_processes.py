@@ -214,3 +214,30 @@ def _quiet_hours_elsewhere() -> str:
 
     now = datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin"))
     return f"{(now - timedelta(hours=6)):%H:00}-{(now - timedelta(hours=5)):%H:00}"
+
+
+def test_keys_generate_rotate_and_status_from_the_command_line(env: dict[str, str]) -> None:
+    """The admin rotates keys: new key first, `keys rotate`, then the old key can go."""
+    old, new = cli(env, "keys", "generate")["key"], cli(env, "keys", "generate")["key"]
+    env["INTERLUDE_ENCRYPTION_KEYS"] = old
+    therapist = cli(env, "therapist", "add", "Dr Rivera")
+    cli(env, "client", "invite", "--therapist", str(therapist["id"]), "--name", "Sam")
+
+    env["INTERLUDE_ENCRYPTION_KEYS"] = f"{new},{old}"
+    before = {row["current"]: row["values"] for row in cli(env, "keys", "status")}
+    assert before == {True: 0, False: 2}
+    assert cli(env, "keys", "rotate", "--batch", "1")["total"] == 2
+    after = {row["current"]: row["values"] for row in cli(env, "keys", "status")}
+    assert after == {True: 2, False: 0}
+
+    env["INTERLUDE_ENCRYPTION_KEYS"] = new
+    assert [c["name"] for c in cli(env, "client", "list")] == ["Sam"]
+
+
+def test_a_practice_without_keys_is_told_how_to_make_one(env: dict[str, str]) -> None:
+    env["INTERLUDE_TELEGRAM_TOKEN"] = "123:abc"
+    done = subprocess.run([*INTERLUDE, "therapist", "list"], env=env, cwd=env["INTERLUDE_DATA_DIR"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "INTERLUDE_ENCRYPTION_KEYS is not set" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from bot.db.engine import Database
+from bot.db.migrate import compare_type
 from bot.db.models import Base
 
 
@@ -14,7 +15,7 @@ async def test_migrations_and_models_agree(db: Database) -> None:
     """Running every migration yields exactly the tables and columns the models declare."""
 
     def differences(connection: object) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})  # type: ignore[arg-type]
+        context = MigrationContext.configure(connection, opts={"compare_type": compare_type})  # type: ignore[arg-type]
         return list(compare_metadata(context, Base.metadata))
 
     async with db.engine.connect() as connection:
