@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     quiet_hours_start: str = "21:30"
     quiet_hours_end: str = "08:00"
 
+    # Replies older than this many days are deleted by a daily job (0 keeps them until a client
+    # or the practice erases them). Clients are told the period when they consent.
+    reply_retention_days: int = Field(default=365, ge=0)
+
     # Prompt life
     invite_ttl_hours: float = Field(default=168, gt=0)
     therapist_link_ttl_hours: float = Field(default=24, gt=0)

@@ -42,9 +42,21 @@ WELCOME = N_(
 PRIVACY = N_(
     "What I keep: your answers, when prompts were sent, and the settings you choose. "
     "Who reads it: {therapist}, to prepare for your sessions. No one else at the practice reads "
-    "your answers.\n\n"
+    "your answers. {retention}\n\n"
     "Telegram chats with bots are not end-to-end encrypted, so please share only what you're "
-    "comfortable writing here. You can pause with /pause or stop at any time with /stop."
+    "comfortable writing here. You can pause with /pause or stop at any time with /stop. "
+    "/mydata sends you a copy of everything I keep about you, and /delete erases it."
+)
+RETENTION_DAYS = N_("Answers are deleted after {days} days.")
+RETENTION_NONE = N_("Answers are kept until you or the practice delete them.")
+CONSENT_RENEWAL = N_(
+    "Before your next prompt: {practice} has updated what I ask you to agree to. Here it is "
+    "in full."
+)
+CONSENT_RENEWED = N_("Thank you. Your prompts carry on as before.")
+CONSENT_RENEWAL_LATER = N_(
+    "That's okay. I'll hold your prompts until you agree. Send /start whenever you're ready, "
+    "or /stop to end."
 )
 NOT_AN_EMERGENCY_SERVICE = N_(
     "I'm not an emergency service and I can't respond to emergencies. {crisis_line}"

@@ -95,6 +95,10 @@ class Client(Base):
     quiet_end: Mapped[str] = mapped_column(String(5))
     paused_until: Mapped[datetime | None]
     # The client's own check-in thresholds, set by their therapist; None means the practice's.
+    # The consent version in force (see services.onboarding.consent_version), and the newer
+    # version this client was last asked to agree to, so they are asked once, not every prompt.
+    consent_version: Mapped[str | None] = mapped_column(String(48))
+    consent_asked_version: Mapped[str | None] = mapped_column(String(48))
     alert_intensity: Mapped[int | None] = mapped_column(Integer)
     alert_shutdown_days: Mapped[int | None] = mapped_column(Integer)
     # What the bot is waiting for the client to type (e.g. a time zone): conversation state

@@ -88,6 +88,13 @@ def intensity_keyboard(delivery_id: int) -> InlineKeyboardMarkup:
                   for n in range(11)], 6)
 
 
+def consent_message(text: str, language: str | None, *, token: str | None = None) -> Rendered:
+    """Consent with its two buttons: for an invite (the token rides in the button) or a renewal."""
+    yes, no = (f"consent:y:{token}", "consent:n") if token else ("consent:renew", "consent:later")
+    return Rendered(text, buttons([(render(messages.CONSENT_YES, language), yes),
+                                   (render(messages.CONSENT_NOT_NOW, language), no)]))
+
+
 def buttons(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:
     """A keyboard from rows of (label, callback data)."""
     return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)

@@ -24,10 +24,10 @@ from sqlalchemy import select
 from telegram import Update
 
 from bot import messages
-from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus
-from bot.handlers.common import button_press, client_for_update, language_of, say
+from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus, Therapist
+from bot.handlers.common import button_press, client_for_update, current_client, language_of, say
 from bot.handlers.context import InterludeContext
-from bot.handlers.keyboards import buttons
+from bot.handlers.keyboards import buttons, consent_message
 from bot.messages import render
 from bot.services import controls, onboarding, timezones
 from bot.services.controls import Awaiting
@@ -55,6 +55,10 @@ async def start(update: Update, context: InterludeContext) -> None:
         check = await onboarding.check_invite(session, token, services.clock) if token else None
     if client is not None and client.status in (ClientStatus.ACTIVE, ClientStatus.UNREACHABLE) and (
             check is None or check.state is not InviteState.VALID):
+        if client.status is ClientStatus.ACTIVE and not onboarding.consent_is_current(
+                client, services.settings):
+            await _ask_renewal(update, context, client)
+            return
         await say(update, context, messages.WELCOME_BACK, language=client.language_code)
         return
     if check is None:
@@ -69,16 +73,11 @@ async def start(update: Update, context: InterludeContext) -> None:
     await say(update, context, messages.WELCOME, name=check.client.display_name,
               practice=settings.practice_name, therapist=check.therapist_name)
     language = language_of(update)
-    consent_text = "\n\n".join((
-        render(messages.PRIVACY, language, therapist=check.therapist_name),
-        render(messages.NOT_AN_EMERGENCY_SERVICE, language, crisis_line=settings.crisis_line),
-        render(messages.CONSENT_QUESTION, language),
-    ))
-    keyboard = buttons([(render(messages.CONSENT_YES, language), f"consent:y:{token}"),
-                        (render(messages.CONSENT_NOT_NOW, language), "consent:n")])
+    consent = consent_message(onboarding.consent_text(language, check.therapist_name, settings),
+                              language, token=token)
     chat = update.effective_chat
     assert chat is not None
-    await context.bot.send_message(chat.id, consent_text, reply_markup=keyboard)
+    await context.bot.send_message(chat.id, consent.text, reply_markup=consent.keyboard)
 
 
 async def _bind_therapist(update: Update, context: InterludeContext, token: str) -> None:
@@ -92,6 +91,18 @@ async def _bind_therapist(update: Update, context: InterludeContext, token: str)
         await say(update, context, messages.THERAPIST_LINKED, name=therapist.display_name)
 
 
+async def _ask_renewal(update: Update, context: InterludeContext, client: Client) -> None:
+    async with context.services.db.transaction() as session:
+        therapist = await session.get(Therapist, client.therapist_id)
+        assert therapist is not None
+    language = client.language_code
+    renewal = consent_message(
+        onboarding.renewal_text(language, therapist.display_name, context.services.settings), language)
+    chat = update.effective_chat
+    assert chat is not None
+    await context.bot.send_message(chat.id, renewal.text, reply_markup=renewal.keyboard)
+
+
 async def consent_answer(update: Update, context: InterludeContext) -> None:
     """Yes records consent and moves on to the time zone; Not now stores nothing."""
     query, user, services = update.callback_query, update.effective_user, context.services
@@ -99,6 +110,9 @@ async def consent_answer(update: Update, context: InterludeContext) -> None:
     await query.answer()
     await _drop_keyboard(update)
     parts = query.data.split(":", 2)
+    if parts[1] in ("renew", "later"):
+        await _renewal_answer(update, context, agreed=parts[1] == "renew")
+        return
     if parts[1] != "y" or len(parts) != 3:
         await say(update, context, messages.CONSENT_DECLINED)
         return
@@ -111,6 +125,21 @@ async def consent_answer(update: Update, context: InterludeContext) -> None:
         return
     await say(update, context, messages.CONSENT_THANKS, language=client.language_code)
     await ask_timezone(update, context, client, onboarding=True)
+
+
+async def _renewal_answer(update: Update, context: InterludeContext, *, agreed: bool) -> None:
+    """An updated consent: yes lets held prompts go; not now keeps holding them."""
+    services = context.services
+    client = await current_client(update, context)
+    if client is None or client.status is not ClientStatus.ACTIVE:
+        await say(update, context, messages.STOPPED_ALREADY)
+        return
+    if not agreed:
+        await say(update, context, messages.CONSENT_RENEWAL_LATER, language=client.language_code)
+        return
+    async with client_for_update(context, client.id) as (session, stored):
+        await onboarding.renew_consent(session, stored, services.clock, services.settings)
+    await say(update, context, messages.CONSENT_RENEWED, language=client.language_code)
 
 
 async def ask_timezone(update: Update, context: InterludeContext, client: Client,

@@ -22,11 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus
+from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus, Therapist
 from bot.services.controls import can_receive, is_paused, quiet_release
+from bot.services.onboarding import consent_is_current, consent_version, renewal_text
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300
+CONSENT_HOLD = timedelta(minutes=15)  # how often a prompt held for consent looks again
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,16 @@ class Outbound:
     chat_id: int
     language: str | None
     prompt: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """The updated consent, sent in place of a prompt to a client who agreed to an older one."""
+
+    client_id: int
+    chat_id: int
+    language: str | None
+    text: str
 
 
 class SendError(Exception):
@@ -70,6 +82,9 @@ class Sender(Protocol):
                             language: str | None) -> int:
         ...
 
+    async def send_consent_request(self, item: ConsentRequest) -> int:
+        ...
+
 
 @dataclass
 class TickReport:
@@ -80,6 +95,7 @@ class TickReport:
     missed: int = 0
     skipped: int = 0
     postponed: int = 0
+    held: int = 0  # waiting for the client to agree to an updated consent
     recovered: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -107,13 +123,13 @@ class Dispatcher:
         for _ in range(max_rounds):
             report = await self.tick()
             for name in ("claimed", "sent", "retried", "failed", "missed", "skipped",
-                         "postponed", "recovered"):
+                         "postponed", "held", "recovered"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             if report.claimed == 0:
                 break
         return total
 
-    async def _claim(self, report: TickReport) -> list[Outbound]:
+    async def _claim(self, report: TickReport) -> list[Outbound | ConsentRequest]:
         now = self.clock.now()
         async with self.db.transaction() as session:
             recovered = await session.execute(
@@ -123,21 +139,23 @@ class Dispatcher:
                 .values(status=DeliveryStatus.PENDING, claimed_at=None))
             report.recovered = recovered.rowcount or 0  # type: ignore[attr-defined]
             rows = (await session.execute(
-                select(Delivery, Client).join(Client, Client.id == Delivery.client_id)
+                select(Delivery, Client, Therapist.display_name)
+                .join(Client, Client.id == Delivery.client_id)
+                .join(Therapist, Therapist.id == Client.therapist_id)
                 .where(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now)
                 .order_by(Delivery.due_at, Delivery.id)
                 .limit(self.settings.dispatch_batch)
                 .with_for_update(skip_locked=True, of=Delivery))).all()
             batch = []
-            for delivery, client in rows:
-                item = self._admit(delivery, client, now, report)
+            for delivery, client, therapist in rows:
+                item = self._admit(delivery, client, therapist, now, report)
                 if item is not None:
                     batch.append(item)
-            report.claimed = len(batch)
+            report.claimed = sum(isinstance(item, Outbound) for item in batch)
         return batch
 
-    def _admit(self, delivery: Delivery, client: Client, now: datetime,
-               report: TickReport) -> Outbound | None:
+    def _admit(self, delivery: Delivery, client: Client, therapist: str, now: datetime,
+               report: TickReport) -> Outbound | ConsentRequest | None:
         """Decide at send time: send, postpone, skip or mark missed."""
         if now - delivery.due_at > self.settings.grace or delivery.expires_at <= now:
             delivery.status, delivery.closed_at = DeliveryStatus.MISSED, now
@@ -150,6 +168,16 @@ class Dispatcher:
             report.skipped += 1
             return None
         assert client.telegram_user_id is not None
+        if not consent_is_current(client, self.settings):
+            # Held, not sent, until they agree to the updated consent (asked once, in its place).
+            delivery.due_at = now + CONSENT_HOLD
+            report.held += 1
+            version = consent_version(self.settings)
+            if client.consent_asked_version == version:
+                return None
+            client.consent_asked_version = version
+            return ConsentRequest(client.id, client.telegram_user_id, client.language_code,
+                                  renewal_text(client.language_code, therapist, self.settings))
         release = quiet_release(client, now)
         if release > now:  # quiet hours changed since planning: wait for the morning
             delivery.due_at = release
@@ -161,21 +189,27 @@ class Dispatcher:
         return Outbound(delivery.id, client.telegram_user_id, client.language_code,
                         delivery.prompt)
 
-    async def _send(self, item: Outbound) -> int | SendError:
+    async def _send(self, item: Outbound | ConsentRequest) -> int | SendError:
         try:
+            if isinstance(item, ConsentRequest):
+                return await self.sender.send_consent_request(item)
             return await self.sender.send_prompt(item)
         except SendError as error:
             return error
         except Exception as error:
-            log.exception("unexpected error sending delivery %d", item.delivery_id)
+            log.exception("unexpected error sending %s", type(item).__name__)
             return Transient(type(error).__name__)
 
-    async def _record(self, batch: Sequence[Outbound], outcomes: Sequence[int | SendError],
-                      report: TickReport) -> None:
+    async def _record(self, batch: Sequence[Outbound | ConsentRequest],
+                      outcomes: Sequence[int | SendError], report: TickReport) -> None:
         now = self.clock.now()
         async with self.db.transaction() as session:
             for item, outcome in zip(batch, outcomes, strict=True):
-                await self._record_one(session, item, outcome, now, report)
+                if isinstance(item, Outbound):
+                    await self._record_one(session, item, outcome, now, report)
+                elif isinstance(outcome, SendError):  # not asked after all: ask on the next try
+                    await session.execute(update(Client).where(Client.id == item.client_id)
+                                          .values(consent_asked_version=None))
 
     async def _record_one(self, session: AsyncSession, item: Outbound,
                           outcome: int | SendError, now: datetime, report: TickReport) -> None:

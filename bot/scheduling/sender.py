@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Bot, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import messages
-from bot.handlers.keyboards import prompt_message
+from bot.handlers.keyboards import consent_message, prompt_message
 from bot.messages import render
-from bot.scheduling.dispatcher import Outbound, Rejected, RetryLater, SendError, Transient, Unreachable
+from bot.scheduling.dispatcher import (
+    ConsentRequest,
+    Outbound,
+    Rejected,
+    RetryLater,
+    SendError,
+    Transient,
+    Unreachable,
+)
 
 
 def _translate(error: Exception) -> SendError:
@@ -32,21 +42,22 @@ class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def send_prompt(self, item: Outbound) -> int:
-        rendered = prompt_message(item.delivery_id, item.prompt, item.language)
+    async def _send(self, chat_id: int, text: str, **options: Any) -> int:
         try:
-            message = await self.bot.send_message(item.chat_id, rendered.text,
-                                                   reply_markup=rendered.keyboard)
+            message = await self.bot.send_message(chat_id, text, **options)
         except Exception as error:
             raise _translate(error) from None
         return message.message_id
 
+    async def send_prompt(self, item: Outbound) -> int:
+        rendered = prompt_message(item.delivery_id, item.prompt, item.language)
+        return await self._send(item.chat_id, rendered.text, reply_markup=rendered.keyboard)
+
     async def send_reminder(self, chat_id: int, reply_to_message_id: int,
                             language: str | None) -> int:
-        try:
-            message = await self.bot.send_message(
-                chat_id, render(messages.REMINDER, language),
-                reply_parameters=ReplyParameters(reply_to_message_id, allow_sending_without_reply=True))
-        except Exception as error:
-            raise _translate(error) from None
-        return message.message_id
+        return await self._send(chat_id, render(messages.REMINDER, language), reply_parameters=(
+            ReplyParameters(reply_to_message_id, allow_sending_without_reply=True)))
+
+    async def send_consent_request(self, item: ConsentRequest) -> int:
+        rendered = consent_message(item.text, item.language)
+        return await self._send(item.chat_id, rendered.text, reply_markup=rendered.keyboard)

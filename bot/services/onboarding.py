@@ -30,8 +30,10 @@ from bot.db.models import (
 from bot.library import Library
 from bot.services.tokens import THERAPIST_PREFIX, new_token, token_hash
 
-# Bump when the consent text changes; clients are asked again before their next prompt.
-CONSENT_VERSION = "2026-11-21"
+# Bump when the product's consent wording changes. A practice's own parts (its name, crisis
+# line, retention period) are folded into the version too, so changing any of them also asks
+# every client again before their next prompt.
+CONSENT_VERSION = "2026-11-22"
 
 
 class OnboardingError(Exception):
@@ -161,15 +163,66 @@ async def check_invite(session: AsyncSession, token: str, clock: Clock) -> Invit
     return InviteCheck(InviteState.VALID, client, therapist.display_name)
 
 
-def consent_text_hash(therapist: str, practice: str, crisis_line: str) -> str:
-    """The hash of the consent text as the client saw it (in the catalog's source language)."""
-    text = "\n".join((
-        messages.render(messages.PRIVACY, therapist=therapist),
-        messages.render(messages.NOT_AN_EMERGENCY_SERVICE, crisis_line=crisis_line),
-        messages.render(messages.CONSENT_QUESTION),
-        practice,
+def consent_text(language: str | None, therapist: str, settings: Settings) -> str:
+    """What a client agrees to, in full, as the consent message shows it."""
+    retention = (messages.render(messages.RETENTION_DAYS, language, days=settings.reply_retention_days)
+                 if settings.reply_retention_days else messages.render(messages.RETENTION_NONE, language))
+    return "\n\n".join((
+        messages.render(messages.PRIVACY, language, therapist=therapist, retention=retention),
+        messages.render(messages.NOT_AN_EMERGENCY_SERVICE, language, crisis_line=settings.crisis_line),
+        messages.render(messages.CONSENT_QUESTION, language),
     ))
-    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sha256(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def consent_text_hash(therapist: str, settings: Settings) -> str:
+    """The hash of the consent text as the client saw it (in the catalog's source language)."""
+    return _sha256(consent_text(None, therapist, settings), settings.practice_name)
+
+
+def consent_version(settings: Settings) -> str:
+    """The consent in force: the product's wording version and the practice's own parts."""
+    return f"{CONSENT_VERSION}.{_sha256(consent_text(None, '', settings), settings.practice_name)[:8]}"
+
+
+def consent_is_current(client: Client, settings: Settings) -> bool:
+    return client.consent_version == consent_version(settings)
+
+
+def renewal_text(language: str | None, therapist: str, settings: Settings) -> str:
+    """The updated consent, introduced, for a client who agreed to an earlier version."""
+    return "\n\n".join((
+        messages.render(messages.CONSENT_RENEWAL, language, practice=settings.practice_name),
+        consent_text(language, therapist, settings)))
+
+
+def _record_consent(session: AsyncSession, client: Client, therapist: str, now: datetime,
+                    settings: Settings) -> None:
+    version = consent_version(settings)
+    session.add(Consent(client_id=client.id, version=version, given_at=now,
+                        text_sha256=consent_text_hash(therapist, settings)))
+    client.consent_version = version
+
+
+async def renew_consent(session: AsyncSession, client: Client, clock: Clock,
+                        settings: Settings) -> None:
+    """Agreement to the updated consent; prompts held for it go out now, unless long stale."""
+    if client.status is not ClientStatus.ACTIVE or consent_is_current(client, settings):
+        return
+    therapist = await session.get(Therapist, client.therapist_id)
+    assert therapist is not None
+    now = clock.now()
+    _record_consent(session, client, therapist.display_name, now, settings)
+    held = (Delivery.client_id == client.id, Delivery.status == DeliveryStatus.PENDING,
+            Delivery.scheduled_for <= now)
+    await session.execute(update(Delivery).where(*held, Delivery.scheduled_for >= now - settings.grace)
+                          .values(due_at=now))
+    await session.execute(update(Delivery).where(*held, Delivery.scheduled_for < now - settings.grace)
+                          .values(status=DeliveryStatus.SKIPPED, closed_at=now,
+                                  last_error="held for consent, then too late"))
 
 
 async def give_consent(session: AsyncSession, token: str, telegram_user_id: int,
@@ -200,9 +253,7 @@ async def give_consent(session: AsyncSession, token: str, telegram_user_id: int,
     client.awaiting = None
     await session.execute(update(Invite).where(
         Invite.client_id == client.id, Invite.used_at.is_(None)).values(used_at=now))
-    session.add(Consent(client_id=client.id, version=CONSENT_VERSION, given_at=now,
-                        text_sha256=consent_text_hash(check.therapist_name, settings.practice_name,
-                                                      settings.crisis_line)))
+    _record_consent(session, client, check.therapist_name, now, settings)
     # A program starts when the client says yes, not when the invite was written.
     enrolments = await session.scalars(select(Enrolment).where(
         Enrolment.client_id == client.id, Enrolment.planned_through.is_(None),

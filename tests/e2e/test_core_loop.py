@@ -17,7 +17,7 @@ from bot.db.models import (
     Reply,
     VoiceNote,
 )
-from bot.services.onboarding import CONSENT_VERSION
+from bot.services.onboarding import consent_version
 from tests.e2e.conftest import BotHarness
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -50,7 +50,7 @@ async def test_invite_consent_prompt_and_answers(harness: BotHarness) -> None:
     async with harness.db.transaction() as session:
         consent = await session.scalar(select(Consent).where(Consent.client_id == client_id))
         assert consent is not None
-        assert consent.version == CONSENT_VERSION
+        assert consent.version == consent_version(harness.settings)
         client = await session.get(Client, client_id)
         assert client is not None
         assert client.status is ClientStatus.ACTIVE

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.db.engine import Database
 from bot.db.models import Client, Delivery
 from bot.library import Library
-from bot.scheduling.dispatcher import Outbound, RetryLater, SendError
+from bot.scheduling.dispatcher import ConsentRequest, Outbound, RetryLater, SendError
 from bot.services import controls, onboarding
 
 
@@ -63,6 +63,7 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[Outbound] = []
         self.reminders: list[tuple[int, int]] = []
+        self.consent_requests: list[ConsentRequest] = []
         self.failures: list[SendError] = []  # raised in order, one per call, before succeeding
         self._next_id = 100
 
@@ -75,6 +76,13 @@ class RecordingSender:
 
     async def send_reminder(self, chat_id: int, reply_to_message_id: int, language: Any) -> int:
         self.reminders.append((chat_id, reply_to_message_id))
+        self._next_id += 1
+        return self._next_id
+
+    async def send_consent_request(self, item: ConsentRequest) -> int:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.consent_requests.append(item)
         self._next_id += 1
         return self._next_id
 
