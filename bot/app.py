@@ -26,7 +26,7 @@ from bot import messages
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.handlers import answers, controls, fallback, onboarding
+from bot.handlers import answers, controls, fallback, onboarding, privacy
 from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.ingest.inbox import Inbox
@@ -39,12 +39,14 @@ from bot.scheduling.dispatcher import Dispatcher
 from bot.scheduling.planner import Planner
 from bot.scheduling.ratelimit import TelegramRateLimiter
 from bot.scheduling.sender import TelegramSender
+from bot.services import privacy as privacy_service
 from bot.services.review import remember_bot_username
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN = "123456789:interlude-demo"  # noqa: S105 - not a secret: only the emulator takes it
 HOUSEKEEPING_SECONDS = 30
 PLANNING_SECONDS = 600
+RETENTION_SECONDS = 24 * 3600  # daily (and once a minute after each start)
 
 
 def register_handlers(application: InterludeApplication) -> None:
@@ -53,11 +55,12 @@ def register_handlers(application: InterludeApplication) -> None:
     commands = [
         ("start", onboarding.start), ("help", controls.help_command), ("pause", controls.pause),
         ("resume", controls.resume), ("stop", controls.stop), ("timezone", controls.timezone),
-        ("quiet", controls.quiet),
+        ("quiet", controls.quiet), ("mydata", privacy.my_data), ("delete", privacy.delete_request),
     ]
     for name, callback in commands:
         application.add_handler(CommandHandler(name, callback, filters=private))
     application.add_handler(CallbackQueryHandler(onboarding.consent_answer, pattern=r"^consent:"))
+    application.add_handler(CallbackQueryHandler(privacy.delete_answer, pattern=r"^erase:"))
     application.add_handler(CallbackQueryHandler(onboarding.timezone_button, pattern=r"^tz:"))
     application.add_handler(CallbackQueryHandler(onboarding.quiet_button, pattern=r"^quiet:"))
     application.add_handler(CallbackQueryHandler(answers.checkin_button, pattern=r"^ci:"))
@@ -134,6 +137,8 @@ class Runtime:
                             name="housekeeping", job_kwargs=options)
         queue.run_repeating(self._plan, PLANNING_SECONDS, first=PLANNING_SECONDS,
                             name="planner", job_kwargs=options)
+        queue.run_repeating(self._retention, RETENTION_SECONDS, first=60,
+                            name="retention", job_kwargs=options)
 
     async def _dispatch(self, _context: Any) -> None:
         await self.dispatcher.tick()
@@ -143,6 +148,20 @@ class Runtime:
 
     async def _plan(self, _context: Any) -> None:
         await self.planner.plan()
+
+    async def _retention(self, _context: Any) -> None:
+        await self.purge_old_replies()
+
+    async def purge_old_replies(self) -> int:
+        """The retention policy: replies older than the configured days are deleted."""
+        services = self.services
+        async with services.db.transaction() as session:
+            purged = await privacy_service.purge_old_replies(session, services.clock,
+                                                     services.settings.reply_retention_days)
+        if purged:
+            log.info("retention: %d replies older than %d days deleted", purged,
+                     services.settings.reply_retention_days)
+        return purged
 
     async def _cache_identity(self) -> None:
         async with self.services.db.transaction() as session:

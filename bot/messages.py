@@ -152,7 +152,9 @@ HELP = N_(
     "/resume — start prompts again\n"
     "/timezone — check or change your time zone\n"
     "/quiet — check or change your quiet hours\n"
-    "/stop — stop all prompts and withdraw your consent\n\n"
+    "/stop — stop all prompts and withdraw your consent\n"
+    "/mydata — a copy of everything I keep about you\n"
+    "/delete — erase your answers and details\n\n"
     "To answer a prompt, just write, send a voice note, or tap a button.\n\n"
     "I'm not an emergency service. {crisis_line}"
 )
@@ -223,6 +225,30 @@ CLIENT_COMMANDS = (
     ("timezone", N_("Your time zone")),
     ("quiet", N_("Your quiet hours")),
     ("stop", N_("Stop and withdraw consent")),
+    ("mydata", N_("A copy of everything I keep about you")),
+    ("delete", N_("Erase your answers and details")),
+)
+
+# Your data -----------------------------------------------------------------------------------
+MYDATA_CAPTION = N_(
+    "Here is everything I keep about you, as a file you can open in any text editor or browser."
+)
+MYDATA_NOTHING = N_("I don't keep anything about you: there is nothing to send.")
+DELETE_CONFIRM = N_(
+    "This erases your answers, check-ins and details for good, and no more prompts will come. "
+    "{therapist} will be told that you erased your data. If you'd like a copy first, tap "
+    "\"No, keep it\" and send /mydata.\n\nShall I go ahead?"
+)
+DELETE_YES = N_("Yes, erase everything")
+DELETE_NO = N_("No, keep it")
+DELETE_KEPT = N_("Okay, nothing has been erased.")
+DELETE_DONE = N_(
+    "Done. I've erased your answers and details. If you'd like to come back one day, your "
+    "therapist can send you a new invite. Take good care."
+)
+THERAPIST_ERASURE_NOTICE = N_(
+    "{client} erased their data with /delete. Their answers and details are gone, and no more "
+    "prompts will go to them."
 )
 
 # When the next prompt comes ------------------------------------------------------------------

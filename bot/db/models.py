@@ -284,15 +284,33 @@ class AppState(Base):
 
 
 class Alert(Base):
-    """Crisis language from a client, for their therapist; open until acknowledged."""
+    """Crisis language from a client, for their therapist; open until acknowledged.
+
+    It holds no words, only a category and times; it outlives an erasure (client_id becomes
+    NULL) because crisis referrals must stay countable.
+    """
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"),
+                                                  index=True)
     therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id"), index=True)
     category: Mapped[str] = mapped_column(String(32))
     reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     notified_at: Mapped[datetime | None]  # when the therapist's Telegram got it
     acknowledged_at: Mapped[datetime | None]
+
+
+class Erasure(Base):
+    """That a client's data was erased, when and at whose request: all the practice keeps."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id"), index=True)
+    former_client_id: Mapped[int]  # no foreign key: the client row is gone
+    requested_by: Mapped[str] = mapped_column(String(16))  # "client" (/delete) or "practice"
+    rows_deleted: Mapped[int] = mapped_column(Integer)
+    erased_at: Mapped[datetime]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from bot.emulator.botapi import ApiError, BotApiSpec, bad_request
+from bot.emulator.botapi import ApiError, BotApiSpec, UploadedFile, bad_request
 from bot.emulator.formatting import (
     MAX_MESSAGE_LENGTH,
     EntityParseError,
@@ -29,6 +29,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 MAX_UPDATES_PER_CALL = 100
 MAX_CALLBACK_DATA_BYTES = 64
+MAX_CAPTION_LENGTH = 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # what a bot may upload through the official Bot API server
 MAX_CALLBACK_ANSWER_LENGTH = 200
 
 # Exactly one of these makes an inline button do something.
@@ -97,6 +99,7 @@ class BotApi:
             "deleteWebhook": self.delete_webhook,
             "getWebhookInfo": self.get_webhook_info,
             "sendMessage": self.send_message,
+            "sendDocument": self.send_document,
             "editMessageText": self.edit_message_text,
             "editMessageReplyMarkup": self.edit_message_reply_markup,
             "answerCallbackQuery": self.answer_callback_query,
@@ -224,6 +227,28 @@ class BotApi:
         reply_markup = self._reply_markup(chat, params.get("reply_markup"))
         reply_to = _reply_target(chat, params)
         return self.world.add_bot_message(chat, text, entities, reply_markup=reply_markup, reply_to=reply_to)
+
+    async def send_document(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A file the bot uploads (multipart); a file_id or URL of an existing file is refused."""
+        chat = self._chat_for_bot(params["chat_id"])
+        upload = params["document"]
+        if not isinstance(upload, UploadedFile):
+            raise bad_request("the emulator only accepts documents uploaded with the request")
+        if len(upload.content) > MAX_UPLOAD_BYTES:
+            raise ApiError(413, "Request Entity Too Large")
+        stored = self.world.add_file("documents", len(upload.content), upload.content)
+        caption, entities = "", []
+        if params.get("caption"):
+            caption, entities = _message_text({"text": params["caption"],
+                                               "parse_mode": params.get("parse_mode")})
+            if utf16_length(caption) > MAX_CAPTION_LENGTH:
+                raise bad_request("message caption is too long")
+        document = {"file_name": upload.filename, "mime_type": upload.content_type,
+                    "file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                    "file_size": stored.size}
+        return self.world.add_bot_message(
+            chat, caption, entities, reply_markup=self._reply_markup(chat, params.get("reply_markup")),
+            reply_to=_reply_target(chat, params), document=document)
 
     async def edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         chat, message = self._message_to_edit(params)

@@ -84,6 +84,13 @@ async def button_press(update: Update, context: InterludeContext) -> tuple[Callb
     return query, query.data, client
 
 
+async def drop_keyboard(update: Update) -> None:
+    """Take the buttons off a message once used, so an old choice is not pressed again."""
+    query = update.callback_query
+    if query is not None and query.message is not None and getattr(query.message, "reply_markup", None):
+        await query.edit_message_reply_markup(reply_markup=None)
+
+
 def replied_to(message: Message) -> int | None:
     """The id of the message this one replies to in Telegram, if any."""
     return message.reply_to_message.message_id if message.reply_to_message else None

@@ -25,7 +25,14 @@ from telegram import Update
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus, Therapist
-from bot.handlers.common import button_press, client_for_update, current_client, language_of, say
+from bot.handlers.common import (
+    button_press,
+    client_for_update,
+    current_client,
+    drop_keyboard,
+    language_of,
+    say,
+)
 from bot.handlers.context import InterludeContext
 from bot.handlers.keyboards import buttons, consent_message
 from bot.messages import render
@@ -108,7 +115,7 @@ async def consent_answer(update: Update, context: InterludeContext) -> None:
     query, user, services = update.callback_query, update.effective_user, context.services
     assert query is not None and user is not None and query.data is not None
     await query.answer()
-    await _drop_keyboard(update)
+    await drop_keyboard(update)
     parts = query.data.split(":", 2)
     if parts[1] in ("renew", "later"):
         await _renewal_answer(update, context, agreed=parts[1] == "renew")
@@ -174,14 +181,14 @@ async def timezone_button(update: Update, context: InterludeContext) -> None:
     _, action, flag, *rest = data.split(":", 3)
     during_onboarding = flag == "1"
     if action == "other":
-        await _drop_keyboard(update)
+        await drop_keyboard(update)
         await ask_timezone(update, context, client, onboarding=during_onboarding,
                            confirm_suggested=False)
         return
     zone = rest[0] if rest else ""
     if not timezones.is_zone(zone):
         return
-    await _drop_keyboard(update)
+    await drop_keyboard(update)
     await set_timezone(update, context, client, zone, during_onboarding or
                        client.awaiting == Awaiting.TIMEZONE_THEN_QUIET)
 
@@ -219,7 +226,7 @@ async def quiet_button(update: Update, context: InterludeContext) -> None:
     query, data, client = pressed
     await query.answer()
     _, action, flag = [*data.split(":"), "0"][:3]
-    await _drop_keyboard(update)
+    await drop_keyboard(update)
     async with client_for_update(context, client.id) as (_session, stored):
         if action == "change":
             stored.awaiting = Awaiting.QUIET_HOURS_THEN_DONE if flag == "1" else Awaiting.QUIET_HOURS
@@ -285,12 +292,3 @@ def describe_when(moment: datetime, zone: str, now: datetime, language: str | No
         return render(messages.WHEN_TOMORROW, language, time=time_text)
     day = format_date(local.date(), "EEEE", locale=(language or "en").split("-")[0])
     return render(messages.WHEN_DAY, language, day=day, time=time_text)
-
-
-
-
-async def _drop_keyboard(update: Update) -> None:
-    """Take the buttons off a message once used, so an old choice is not pressed again."""
-    query = update.callback_query
-    if query is not None and query.message is not None and getattr(query.message, "reply_markup", None):
-        await query.edit_message_reply_markup(reply_markup=None)

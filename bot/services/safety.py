@@ -41,13 +41,16 @@ async def mark_notified(session: AsyncSession, alert_id: int, clock: Clock) -> N
         alert.notified_at = clock.now()
 
 
+ERASED = "(erased)"  # an alert about a client who has since erased their data
+
+
 async def alerts(session: AsyncSession, *, open_only: bool = False) -> list[dict[str, object]]:
     """Alerts, newest first, with the client's name; for the admin and, later, the dashboard."""
-    query = (select(Alert, Client.display_name).join(Client, Client.id == Alert.client_id)
+    query = (select(Alert, Client.display_name).outerjoin(Client, Client.id == Alert.client_id)
              .order_by(Alert.created_at.desc()))
     if open_only:
         query = query.where(Alert.acknowledged_at.is_(None))
-    return [{"id": alert.id, "client_id": alert.client_id, "client": name,
+    return [{"id": alert.id, "client_id": alert.client_id, "client": name or ERASED,
              "therapist_id": alert.therapist_id, "category": alert.category,
              "created_at": alert.created_at, "notified_at": alert.notified_at,
              "acknowledged_at": alert.acknowledged_at}
