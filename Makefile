@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench messages key clean
+.PHONY: run test lint bench fuzz messages key clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Interlude needs Python 3.11 or newer")'
@@ -30,6 +30,11 @@ test: $(STAMP)
 ## bench: benchmarks that print their figures (not part of make test)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_screening
+
+## fuzz: the hostile-update property with many generated updates (a few minutes; not in make test)
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(STAMP)
+	INTERLUDE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_hostile_updates.py
 
 ## key: a new encryption key for INTERLUDE_ENCRYPTION_KEYS in .env
 key: $(STAMP)

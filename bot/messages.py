@@ -242,6 +242,10 @@ DELETE_CONFIRM = N_(
 DELETE_YES = N_("Yes, erase everything")
 DELETE_NO = N_("No, keep it")
 DELETE_KEPT = N_("Okay, nothing has been erased.")
+DELETE_STALE = N_(
+    "That button is from an earlier request, so I haven't erased anything. Send /delete again "
+    "if you'd like to."
+)
 DELETE_DONE = N_(
     "Done. I've erased your answers and details. If you'd like to come back one day, your "
     "therapist can send you a new invite. Take good care."

@@ -99,6 +99,8 @@ class Client(Base):
     # version this client was last asked to agree to, so they are asked once, not every prompt.
     consent_version: Mapped[str | None] = mapped_column(String(48))
     consent_asked_version: Mapped[str | None] = mapped_column(String(48))
+    # The one-time value in the "erase everything" button /delete showed last.
+    erase_nonce: Mapped[str | None] = mapped_column(String(32))
     alert_intensity: Mapped[int | None] = mapped_column(Integer)
     alert_shutdown_days: Mapped[int | None] = mapped_column(Integer)
     # What the bot is waiting for the client to type (e.g. a time zone): conversation state

@@ -58,40 +58,45 @@ async def delete_request(update: Update, context: InterludeContext) -> None:
         return
     async with context.services.db.transaction() as session:
         therapist = await session.get(Therapist, client.therapist_id)
-        assert therapist is not None
+        stored = await session.get(Client, client.id)
+        assert therapist is not None and stored is not None
+        nonce = privacy.offer_erasure(stored)
     language = client.language_code
     await say(update, context, messages.DELETE_CONFIRM, language=language,
               therapist=therapist.display_name,
-              keyboard=buttons([(render(messages.DELETE_YES, language), "erase:yes")],
+              keyboard=buttons([(render(messages.DELETE_YES, language), f"erase:yes:{nonce}")],
                                [(render(messages.DELETE_NO, language), "erase:no")]))
 
 
 async def delete_answer(update: Update, context: InterludeContext) -> None:
-    """Yes erases for real and tells the therapist; no changes nothing."""
+    """Yes (this request's own button) erases for real and tells the therapist; no changes nothing."""
     query, user = update.callback_query, update.effective_user
     if query is None or user is None:
         return
     await query.answer()
     await drop_keyboard(update)
     services = context.services
-    if query.data != "erase:yes":
-        await say(update, context, messages.DELETE_KEPT)
-        return
+    _, choice, nonce = [*(query.data or "").split(":", 2), "", ""][:3]
+    language, erased = None, None
     async with services.db.transaction() as session:
         client = await client_by_telegram(session, user.id)
         if client is None:  # a second tap, or a replay after a crash: already done
-            await say(update, context, messages.DELETE_DONE)
-            return
-        name, language = client.display_name, client.language_code
-        therapist = await session.get(Therapist, client.therapist_id)
-        assert therapist is not None
-        therapist_chat = therapist.telegram_user_id
-        erasure = await privacy.erase_client(session, client, services.clock)
-    log.info("client data erased (erasure %d, %d rows)", erasure.id, erasure.rows_deleted)
-    await say(update, context, messages.DELETE_DONE, language=language)
-    if therapist_chat is not None:
+            reply = messages.DELETE_DONE if choice == "yes" else messages.MYDATA_NOTHING
+        elif choice != "yes" or not privacy.erasure_confirmed(client, nonce):
+            client.erase_nonce = None
+            reply = messages.DELETE_STALE if choice == "yes" else messages.DELETE_KEPT
+            language = client.language_code
+        else:
+            therapist = await session.get(Therapist, client.therapist_id)
+            assert therapist is not None
+            language, erased = client.language_code, (therapist.telegram_user_id, client.display_name)
+            erasure = await privacy.erase_client(session, client, services.clock)
+            log.info("client data erased (erasure %d, %d rows)", erasure.id, erasure.rows_deleted)
+            reply = messages.DELETE_DONE
+    await say(update, context, reply, language=language)
+    if erased is not None and erased[0] is not None:
         try:
             await context.bot.send_message(
-                therapist_chat, render(messages.THERAPIST_ERASURE_NOTICE, None, client=name))
+                erased[0], render(messages.THERAPIST_ERASURE_NOTICE, None, client=erased[1]))
         except TelegramError as error:
             log.warning("could not tell the therapist about an erasure (%s)", type(error).__name__)

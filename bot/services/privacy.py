@@ -8,6 +8,7 @@ only a category and times, so that crisis referrals stay countable.
 from __future__ import annotations
 
 import base64
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,6 +91,16 @@ async def export_client_data(session: AsyncSession, client: Client, clock: Clock
             {"at": _when(a.created_at), "about": a.category, "seen": _when(a.acknowledged_at)}
             for a in await rows(Alert, Alert.created_at)],
     }
+
+
+def offer_erasure(client: Client) -> str:
+    """A fresh one-time value for the "erase everything" button; an older button stops working."""
+    client.erase_nonce = secrets.token_urlsafe(12)
+    return client.erase_nonce
+
+
+def erasure_confirmed(client: Client, nonce: str) -> bool:
+    return client.erase_nonce is not None and secrets.compare_digest(client.erase_nonce, nonce)
 
 
 async def erase_client(session: AsyncSession, client: Client, clock: Clock,

@@ -32,6 +32,9 @@ def upgrade() -> None:
     with op.batch_alter_table('erasures', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_erasures_therapist_id'), ['therapist_id'], unique=False)
 
+    with op.batch_alter_table('clients', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('erase_nonce', sa.String(length=32), nullable=True))
+
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.alter_column('client_id', existing_type=sa.INTEGER(), nullable=True)
         batch_op.drop_constraint('fk_alerts_client_id_clients', type_='foreignkey')
@@ -43,6 +46,9 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f('fk_alerts_client_id_clients'), type_='foreignkey')
         batch_op.create_foreign_key('fk_alerts_client_id_clients', 'clients', ['client_id'], ['id'], ondelete='CASCADE')
         batch_op.alter_column('client_id', existing_type=sa.INTEGER(), nullable=False)
+
+    with op.batch_alter_table('clients', schema=None) as batch_op:
+        batch_op.drop_column('erase_nonce')
 
     with op.batch_alter_table('erasures', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_erasures_therapist_id'))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -92,6 +93,8 @@ class BotHarness:
     people: list[Person] = field(default_factory=list)
     # Everything people typed (invite tokens included): none of it may reach a log line.
     said_by_people: list[str] = field(default_factory=list)
+    # Client names (invites) and Telegram first names: none may reach a log line either.
+    names: set[str] = field(default_factory=set)
 
     async def start(self, *, jobs: bool = False) -> None:
         self.runtime = build_runtime(
@@ -132,6 +135,7 @@ class BotHarness:
         return report
 
     async def person(self, first_name: str = "Sam", language_code: str = "en") -> Person:
+        self.names.add(first_name)
         user_id = await self.control.create_user(first_name, language_code=language_code)
         person = Person(self.control, self, user_id)
         self.people.append(person)
@@ -144,6 +148,7 @@ class BotHarness:
         timezone: str | None = "Europe/Berlin",
         anchor: datetime | None = None,
     ) -> tuple[int, str]:
+        self.names.add(name)
         async with self.db.transaction() as session:
             therapist_id = await session.scalar(select(Therapist.id).limit(1))
             if therapist_id is None:
@@ -202,6 +207,7 @@ async def harness(
     records = [r for phase in ("setup", "call", "teardown") for r in caplog.get_records(phase)]
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in records)
     leaked = [text for text in harness.said_by_people if len(text) >= 6 and text in logged]
+    leaked += [name for name in harness.names if re.search(rf"\b{re.escape(name)}\b", logged)]
     assert leaked == [], "client text reached a log line"
     for token in (t.split(" ", 1)[1] for t in harness.said_by_people if t.startswith("/start ")):
         assert token not in logged, "an invite token reached a log line"

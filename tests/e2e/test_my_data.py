@@ -75,6 +75,18 @@ async def test_delete_asks_first_then_erases_for_real_and_tells_the_therapist(
     assert await _count(harness, Reply, Reply.client_id == sam_id) == 2
 
     await sam.send("/delete")
+    earlier = (await harness.control.bot_messages(sam.id))[-1]["message_id"]
+    await sam.send("/delete")  # asked again: the earlier button no longer erases anything
+    await harness.control.press(sam.id, earlier, button_text="Yes, erase everything")
+    await harness.settle()
+    assert "haven't erased anything" in await sam.last()
+    latest = (await harness.control.bot_messages(sam.id))[-2]["message_id"]
+    await harness.control.press(sam.id, latest, callback_data="erase:yes:forged", forge=True)
+    await harness.settle()
+    assert "haven't erased anything" in await sam.last()
+    assert await _count(harness, Client, Client.id == sam_id) == 1
+
+    await sam.send("/delete")
     await sam.tap("Yes, erase everything")
     assert (await sam.last()).startswith("Done. I've erased your answers and details.")
     assert await rivera.last() == ("Sam erased their data with /delete. Their answers and details "
