@@ -59,6 +59,10 @@ def _scale_hint(spec: dict[str, Any]) -> str:
 
 def prompt_message(delivery_id: int, prompt: dict[str, Any], language: str | None) -> Rendered:
     """The first message of a prompt, as the client sees it."""
+    if prompt.get("notice"):
+        return Rendered(prompt["text"], buttons(*[[(label, data) for label, data in row]
+                                                  for row in prompt["buttons"]])
+                        if prompt.get("buttons") else None)
     if prompt.get("response") == ResponseType.MULTI_STEP:
         first = question_message(delivery_id, prompt, 0, language)
         return Rendered(f"{prompt['text']}\n\n{first.text}", first.keyboard)

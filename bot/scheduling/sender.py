@@ -34,9 +34,12 @@ class TelegramSender:
 
     async def send_prompt(self, item: Outbound) -> int:
         rendered = prompt_message(item.delivery_id, item.prompt, item.language)
+        reply_to = item.prompt.get("reply_to")  # a notice about a prompt quotes it
         try:
-            message = await self.bot.send_message(item.chat_id, rendered.text,
-                                                   reply_markup=rendered.keyboard)
+            message = await self.bot.send_message(
+                item.chat_id, rendered.text, reply_markup=rendered.keyboard,
+                reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if reply_to else None)
         except Exception as error:
             raise _translate(error) from None
         return message.message_id
