@@ -56,7 +56,7 @@ def register_handlers(application: InterludeApplication) -> None:
         ("start", onboarding.start), ("help", controls.help_command), ("pause", controls.pause),
         ("resume", controls.resume), ("stop", controls.stop), ("timezone", controls.timezone),
         ("quiet", controls.quiet), ("uncouple", couples.uncouple),
-        ("couple", couples.couple_command),
+        ("couple", couples.couple_command), ("repair", couples.repair),
     ]
     for name, callback in commands:
         application.add_handler(CommandHandler(name, callback, filters=private))
@@ -67,6 +67,9 @@ def register_handlers(application: InterludeApplication) -> None:
     application.add_handler(CallbackQueryHandler(answers.answer_button, pattern=r"^ans:"))
     application.add_handler(CallbackQueryHandler(couples.pairing_button, pattern=r"^cp:"))
     application.add_handler(CallbackQueryHandler(couples.share_button, pattern=r"^sh:"))
+    application.add_handler(CallbackQueryHandler(couples.invitation_button, pattern=r"^rj:"))
+    application.add_handler(CallbackQueryHandler(couples.step_button, pattern=r"^rs:"))
+    application.add_handler(CallbackQueryHandler(couples.talk_button, pattern=r"^rt:"))
     application.add_handler(MessageHandler(
         filters.UpdateType.EDITED_MESSAGE & private & filters.TEXT, answers.edited))
     messages_only = filters.UpdateType.MESSAGE & private

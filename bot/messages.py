@@ -288,6 +288,64 @@ HELP_COUPLE = N_(
     "/uncouple — leave paired prompts"
 )
 
+# Couples: the repair exercise -------------------------------------------------------------------
+REPAIR_NOT_COUPLED = N_(
+    "Repair exercises are for partners who've both agreed to paired prompts. If that's something "
+    "you'd like, you could ask your therapist."
+)
+REPAIR_STARTED = N_(
+    "I've invited {partner} to do this exercise too, in their own time. They may not be able to "
+    "join this time, and that's okay. Either way, what you write stays private until you've both "
+    "finished, and you choose what to share."
+)
+REPAIR_RESUMED = N_("Welcome back. Here's where you paused:")
+REPAIR_DONE = N_("You've finished your side of this exercise. Thank you for taking the time.")
+REPAIR_INVITATION = N_(
+    "{partner} has started a repair exercise and would like to do it with you. You'd each answer a "
+    "few short questions on your own. Answers stay private until you've both finished, and each "
+    "of you chooses what to share. \"Not this time\" is a fine answer, and nothing changes if "
+    "you choose it."
+)
+REPAIR_JOIN = N_("I'd like to join")
+REPAIR_NOT_THIS_TIME = N_("Not this time")
+REPAIR_JOINED = N_("{partner} has joined the repair exercise. Take your time.")
+REPAIR_DECLINED = N_(
+    "That's completely okay. Nothing from this exercise will be shared with you, and nothing "
+    "changes."
+)
+REPAIR_DECLINED_FOR_STARTER = N_(
+    "{partner} can't join this one right now, and that's okay. What you write stays with you and "
+    "{therapist}, and you're welcome to finish it for yourself."
+)
+REPAIR_PAUSE = N_("Pause here")
+REPAIR_GROUNDING = N_("A grounding moment")
+REPAIR_PAUSED = N_(
+    "Okay, we'll pause here. Everything so far is kept. When you're ready, type /repair to "
+    "carry on."
+)
+REPAIR_AFTER_GROUNDING = N_("Whenever you're ready, here's where we were. There's no rush.")
+REPAIR_TALK_OFFER = N_(
+    "If you'd both like, you could set a time for a 20-minute repair talk. Either of you can "
+    "suggest one."
+)
+REPAIR_TALK_SUGGEST = N_("Suggest a 20-minute talk")
+REPAIR_TALK_PICK = N_(
+    "Which time would suit you for a 20-minute repair talk? These are your times; {partner} sees "
+    "them in theirs."
+)
+REPAIR_TALK_NO_SLOTS = N_(
+    "I couldn't find a time in the next few days outside both your quiet hours. You could agree "
+    "on one together."
+)
+REPAIR_TALK_PROPOSED = N_(
+    "{partner} suggests a 20-minute repair talk on {when} (your time). Would that work for you?"
+)
+REPAIR_TALK_OK = N_("That works for me")
+REPAIR_TALK_NO = N_("Not that time")
+REPAIR_TALK_SENT = N_("I've asked {partner} whether {when} works for them.")
+REPAIR_TALK_SET = N_("Your 20-minute repair talk with {partner} is set for {when} (your time).")
+REPAIR_TALK_OTHER_TIME = N_("{partner} can't make that time. Either of you can suggest another.")
+
 # Couples: for therapists ------------------------------------------------------------------------
 COUPLE_ASKED = N_(
     "I've asked {first} and {second}, each in their own chat, whether they'd like paired "

@@ -16,6 +16,8 @@ quiet hours hold it back; what the person pressing is told is said here, at once
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
 from telegram import Update
 
@@ -25,7 +27,7 @@ from bot.handlers.common import button_press, client_for_update, current_client,
 from bot.handlers.context import InterludeContext
 from bot.handlers.crisis import send_pair_held_alerts
 from bot.handlers.fallback import unknown_command
-from bot.handlers.keyboards import buttons, parse_ints
+from bot.handlers.keyboards import buttons, parse_ints, prompt_message, question_message
 from bot.messages import render
 from bot.services import couples
 from bot.services.couples import (
@@ -158,3 +160,156 @@ async def couple_command(update: Update, context: InterludeContext) -> None:
     names = {c.id: c.display_name for c in own}
     await say(update, context, messages.COUPLE_ASKED, first=names[numbers[0]],
               second=names[numbers[1]], couple_id=couple_id)
+
+
+# The repair exercise ----------------------------------------------------------------------------
+#
+# /repair -> this partner's first step now; the other gets an invitation (Join / Not this time)
+# through the outbox. Each step has "Pause here" and "A grounding moment". Progress is the
+# delivery's own (Delivery.progress), so typing after a pause, /repair, or a restart all resume.
+# When both have finished, each gets what the other shared and may suggest a 20-minute talk
+# (a few times outside both partners' quiet hours), which the other accepts with a button.
+
+
+async def _show_step(update: Update, context: InterludeContext, client: Client,
+                     outcome: couples.RepairOutcome, *, whole: bool) -> None:
+    """Send the exercise at the partner's current step (with its opening words if `whole`)."""
+    assert outcome.delivery_id is not None and outcome.prompt is not None
+    language = client.language_code
+    rendered = prompt_message(outcome.delivery_id, outcome.prompt, language) if whole \
+        else question_message(outcome.delivery_id, outcome.prompt, outcome.step, language)
+    chat = update.effective_chat
+    assert chat is not None
+    sent = await context.bot.send_message(chat.id, rendered.text, reply_markup=rendered.keyboard)
+    async with context.services.db.transaction() as session:
+        await couples.mark_sent(session, outcome.delivery_id, sent.message_id,
+                                context.services.clock)
+
+
+async def repair(update: Update, context: InterludeContext) -> None:
+    """Start a repair exercise and invite the partner, or carry on with the open one."""
+    client = await current_client(update, context)
+    if client is None:
+        return
+    services, language = context.services, client.language_code
+    async with services.db.transaction() as session:
+        outcome = await couples.start_repair(session, client, services.clock, services.library,
+                                             services.settings)
+    if outcome.result is couples.Repair.NOT_COUPLED:
+        await say(update, context, messages.REPAIR_NOT_COUPLED, language=language)
+    elif outcome.result is couples.Repair.DONE:
+        await say(update, context, messages.REPAIR_DONE, language=language)
+    elif outcome.result is couples.Repair.RESUMED:
+        await say(update, context, messages.REPAIR_RESUMED, language=language)
+        await _show_step(update, context, client, outcome, whole=outcome.step == 0)
+    elif outcome.result is couples.Repair.JOINED:
+        await _show_step(update, context, client, outcome, whole=True)
+    elif outcome.result is couples.Repair.STARTED:
+        await say(update, context, messages.REPAIR_STARTED, language=language,
+                  partner=outcome.partner_name)
+        await _show_step(update, context, client, outcome, whole=True)
+
+
+async def invitation_button(update: Update, context: InterludeContext) -> None:
+    """The invited partner joins the exercise, or declines it without penalty."""
+    pressed = await button_press(update, context)
+    if pressed is None:
+        return
+    query, data, client = pressed
+    services, language = context.services, client.language_code
+    parts = data.split(":")
+    numbers = parse_ints(parts[1:2])
+    if numbers is None or len(parts) != 3 or parts[2] not in ("j", "d"):
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return
+    async with services.db.transaction() as session:
+        outcome = await couples.answer_invitation(session, client, numbers[0], parts[2] == "j",
+                                                  services.clock, services.library,
+                                                  services.settings)
+    if outcome.result is couples.Repair.FOREIGN:
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return
+    await query.answer()
+    await _drop_keyboard(update)
+    if outcome.result is couples.Repair.CLOSED:
+        await say(update, context, messages.PAIRING_CLOSED, language=language)
+    elif outcome.result is couples.Repair.DECLINED:
+        await say(update, context, messages.REPAIR_DECLINED, language=language)
+    else:
+        await _show_step(update, context, client, outcome, whole=True)
+
+
+async def step_button(update: Update, context: InterludeContext) -> None:
+    """Pause here, or a grounding moment from the library, at any step of a paired exercise."""
+    pressed = await button_press(update, context)
+    if pressed is None:
+        return
+    query, data, client = pressed
+    services, language = context.services, client.language_code
+    parts = data.split(":")
+    numbers = parse_ints(parts[1:2])
+    if numbers is None or len(parts) != 3 or parts[2] not in ("p", "g"):
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return
+    async with services.db.transaction() as session:
+        outcome = await couples.exercise_step(session, client, numbers[0])
+    if outcome.result is couples.Repair.FOREIGN:
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return
+    await query.answer()
+    await _drop_keyboard(update)
+    if outcome.result is couples.Repair.CLOSED:
+        await say(update, context, messages.PROMPT_CLOSED, language=language)
+        return
+    if parts[2] == "p":
+        await say(update, context, messages.REPAIR_PAUSED, language=language)
+        return
+    exercise = services.library.prompts.get(services.settings.grounding_prompt_activated)
+    chat = update.effective_chat
+    if exercise is not None and chat is not None:
+        await context.bot.send_message(chat.id, exercise.text)
+    await say(update, context, messages.REPAIR_AFTER_GROUNDING, language=language)
+    await _show_step(update, context, client, outcome, whole=False)
+
+
+async def talk_button(update: Update, context: InterludeContext) -> None:
+    """After both finished: offer times for a 20-minute talk, propose one, accept or decline it."""
+    pressed = await button_press(update, context)
+    if pressed is None:
+        return
+    query, data, client = pressed
+    services, language = context.services, client.language_code
+    parts = data.split(":")
+    numbers = parse_ints(parts[1:2])
+    if numbers is None or len(parts) != 3:
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return
+    async with services.db.transaction() as session:
+        outcome = await couples.talk(session, client, numbers[0], parts[2], services.clock)
+    if outcome.result == "foreign":
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return
+    await query.answer()
+    await _drop_keyboard(update)
+    zone = ZoneInfo(outcome.zone)
+    if outcome.result == "closed":
+        await say(update, context, messages.PAIRING_CLOSED, language=language)
+    elif outcome.result == "slots" and not outcome.slots:
+        await say(update, context, messages.REPAIR_TALK_NO_SLOTS, language=language)
+    elif outcome.result == "slots":
+        rows = [[(slot.astimezone(zone).strftime("%a %d %b, %H:%M"),
+                  f"{couples.TALK_BUTTON}:{numbers[0]}:{int(slot.timestamp()) // 60}")]
+                for slot in outcome.slots]
+        await say(update, context, messages.REPAIR_TALK_PICK, language=language,
+                  partner=outcome.partner_name, keyboard=buttons(*rows))
+    elif outcome.result == "proposed" and outcome.at is not None:
+        await say(update, context, messages.REPAIR_TALK_SENT, language=language,
+                  partner=outcome.partner_name,
+                  when=outcome.at.astimezone(zone).strftime("%a %d %b, %H:%M"))
+    elif outcome.result == "accepted" and outcome.at is not None:
+        await say(update, context, messages.REPAIR_TALK_SET, language=language,
+                  partner=outcome.partner_name,
+                  when=outcome.at.astimezone(zone).strftime("%a %d %b, %H:%M"))
+    elif outcome.result == "not_that_time":
+        await say(update, context, messages.REPAIR_TALK_OTHER_TIME, language=language,
+                  partner=outcome.partner_name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,10 +45,11 @@ from bot.db.models import (
     Therapist,
 )
 from bot.library import Library
-from bot.library.schema import Audience, ResponseType
+from bot.library.schema import Audience, ResponseType, parse_hhmm
 from bot.messages import render
 from bot.safety.screening import Screener
 from bot.scheduling.planner import new_delivery
+from bot.scheduling.timing import local_moment
 from bot.services import safety
 from bot.services.controls import quiet_release
 
@@ -419,11 +421,11 @@ async def after_answer(session: AsyncSession, client: Client, delivery: Delivery
     if delivery is None or delivery.pair_group_id is None:
         return AfterAnswer()
     group = await session.get(PairGroup, delivery.pair_group_id)
-    if group is None or group.state is not PairState.OPEN:
-        return AfterAnswer()
+    if group is None or group.state not in OPEN_GROUP_STATES:
+        return AfterAnswer()  # closed, declined or cancelled: kept for the therapist only
     alerts = tuple(await settle(session, group, clock, screener))
     if not (just_answered and finished(delivery) and delivery.shared is None
-            and group.state is PairState.OPEN):
+            and group.state in OPEN_GROUP_STATES):
         return AfterAnswer(alerts=alerts)
     couple = await session.get(Couple, group.couple_id)
     assert couple is not None
@@ -460,7 +462,7 @@ async def choose_share(session: AsyncSession, client: Client, delivery_id: int, 
     pair = await pair_of(session, couple, client.id)
     assert pair is not None
     names = {"partner_name": pair.other.display_name, "therapist_name": pair.therapist_name}
-    if group.state is not PairState.OPEN or not finished(delivery):
+    if group.state not in OPEN_GROUP_STATES or not finished(delivery):
         return ShareOutcome(ShareAnswer.SETTLED, **names)
     delivery.shared, delivery.share_chosen_at = share, clock.now()
     alerts = tuple(await settle(session, group, clock, screener))
@@ -537,9 +539,15 @@ async def settle(session: AsyncSession, group: PairGroup, clock: Clock,
         else:
             head = render(messages.REVEAL_KEPT, language, **names)
         own = messages.REVEAL_YOURS_SHARED if delivery.shared else messages.REVEAL_YOURS_KEPT
-        await notice(session, pair.me, f"{head}\n\n{render(own, language, **names)}",
+        text = f"{head}\n\n{render(own, language, **names)}"
+        talk_button = None
+        if group.kind is PairKind.EXERCISE:  # both finished: either may suggest a repair talk
+            text += "\n\n" + render(messages.REPAIR_TALK_OFFER, language, **names)
+            talk_button = [[(render(messages.REPAIR_TALK_SUGGEST, language),
+                             f"{TALK_BUTTON}:{group.id}:ask")]]
+        await notice(session, pair.me, text,
                      key=_key(couple, "pg", group.id, "reveal", pair.me.id), clock=clock,
-                     reply_to=delivery.telegram_message_id)
+                     reply_to=delivery.telegram_message_id, buttons=talk_button)
     log.info("pair group %d revealed", group.id)
     return []
 
@@ -737,3 +745,239 @@ async def side_by_side(session: AsyncSession, couple_id: int,
     summary = next(c for c in await couples(session, couple.therapist_id) if c["id"] == couple.id)
     return {**summary, "pair_groups": groups, "checkins": checkins}
 
+
+
+# The repair exercise: /repair, an invitation the partner may decline, a talk both agree to ---------
+
+REPAIR_PROMPT = "repair.kind-repair"  # the library's guided repair, step by step
+REPAIR_WINDOW = timedelta(hours=48)  # both partners' time to finish, from the start
+TALK_MINUTES = 20
+INVITE_BUTTON = "rj"  # rj:<group>:<j|d>  join / not this time
+STEP_BUTTON = "rs"  # rs:<delivery>:<p|g>  pause here / a grounding moment
+TALK_BUTTON = "rt"  # rt:<group>:ask | rt:<group>:<unix minute> | rt:<group>:ok | rt:<group>:no
+
+
+class Repair(StrEnum):
+    NOT_COUPLED = "not_coupled"
+    STARTED = "started"  # a new exercise; the partner is invited
+    RESUMED = "resumed"  # an exercise this partner had begun: the step where they paused
+    JOINED = "joined"  # the invited partner joined
+    DECLINED = "declined"  # the invited partner said not this time
+    DONE = "done"  # this partner has finished their side already
+    CLOSED = "closed"  # the invitation or exercise is no longer open
+    FOREIGN = "foreign"
+
+
+@dataclass(frozen=True)
+class RepairOutcome:
+    result: Repair
+    delivery_id: int | None = None  # the exercise to show this partner
+    prompt: dict[str, Any] | None = None
+    step: int = 0
+    partner_name: str = ""
+    therapist_name: str = ""
+
+
+def _exercise_delivery(client: Client, group: PairGroup, library: Library,
+                       clock: Clock, settings: Settings) -> Delivery:
+    """This partner's side of an exercise, claimed for sending from the handler right away.
+
+    It is marked `sending` with a lease, so the dispatcher leaves it alone unless the process
+    dies before it is sent; then it goes out once the lease expires.
+    """
+    now = clock.now()
+    delivery = new_delivery(client, library.prompt(REPAIR_PROMPT), scheduled_for=now,
+                            settings=settings)
+    delivery.pair_group_id = group.id
+    delivery.prompt = {**delivery.prompt, "pair": PairKind.EXERCISE.value}
+    delivery.due_at, delivery.expires_at, delivery.reminder_at = now, group.expires_at, None
+    delivery.status, delivery.claimed_at, delivery.attempts = DeliveryStatus.SENDING, now, 1
+    return delivery
+
+
+async def _open_exercise(session: AsyncSession, couple: Couple) -> PairGroup | None:
+    return await session.scalar(select(PairGroup).where(
+        PairGroup.couple_id == couple.id, PairGroup.kind == PairKind.EXERCISE,
+        PairGroup.state.in_(OPEN_GROUP_STATES)).order_by(PairGroup.id.desc()).limit(1))
+
+
+def _outcome(result: Repair, pair: Pair, delivery: Delivery | None = None) -> RepairOutcome:
+    return RepairOutcome(result, delivery.id if delivery else None,
+                         delivery.prompt if delivery else None,
+                         min(delivery.progress, len(delivery.prompt.get("steps") or [1]) - 1)
+                         if delivery else 0,
+                         pair.other.display_name, pair.therapist_name)
+
+
+async def start_repair(session: AsyncSession, client: Client, clock: Clock, library: Library,
+                       settings: Settings) -> RepairOutcome:
+    """/repair: start an exercise and invite the partner, or pick up the open one."""
+    couple = await active_couple(session, client.id)
+    pair = await pair_of(session, couple, client.id) if couple else None
+    if couple is None or pair is None:
+        return RepairOutcome(Repair.NOT_COUPLED)
+    group = await _open_exercise(session, couple)
+    if group is not None:
+        mine = await session.scalar(select(Delivery).where(
+            Delivery.pair_group_id == group.id, Delivery.client_id == client.id))
+        if mine is None:  # invited and not yet answered: /repair means yes
+            return await answer_invitation(session, client, group.id, True, clock, library,
+                                           settings)
+        return _outcome(Repair.DONE if finished(mine) else Repair.RESUMED, pair, mine)
+    now = clock.now()
+    group = PairGroup(couple_id=couple.id, kind=PairKind.EXERCISE, state=PairState.INVITED,
+                      started_by_client_id=client.id, expires_at=now + REPAIR_WINDOW,
+                      created_at=now)
+    session.add(group)
+    await session.flush()
+    delivery = _exercise_delivery(client, group, library, clock, settings)
+    session.add(delivery)
+    language = pair.other.language_code
+    await notice(session, pair.other, render(
+        messages.REPAIR_INVITATION, language, partner=client.display_name,
+        therapist=pair.therapist_name), key=_key(couple, "pg", group.id, "invite"), clock=clock,
+        buttons=[[(render(messages.REPAIR_JOIN, language), f"{INVITE_BUTTON}:{group.id}:j"),
+                  (render(messages.REPAIR_NOT_THIS_TIME, language),
+                   f"{INVITE_BUTTON}:{group.id}:d")]])
+    await session.flush()
+    log.info("repair exercise %d started", group.id)
+    return _outcome(Repair.STARTED, pair, delivery)
+
+
+async def answer_invitation(session: AsyncSession, client: Client, group_id: int, join: bool,
+                            clock: Clock, library: Library, settings: Settings) -> RepairOutcome:
+    """The invited partner joins, or declines without penalty: then nothing is ever shown."""
+    group = await session.get(PairGroup, group_id)
+    couple = await session.get(Couple, group.couple_id) if group else None
+    pair = await pair_of(session, couple, client.id) if couple else None
+    if group is None or couple is None or pair is None or group.kind is not PairKind.EXERCISE \
+            or group.started_by_client_id == client.id:
+        return RepairOutcome(Repair.FOREIGN)
+    if group.state is not PairState.INVITED or not is_active(couple):
+        return _outcome(Repair.CLOSED, pair)
+    starter = pair.other
+    if not join:
+        group.state, group.closed_at = PairState.DECLINED, clock.now()
+        await notice(session, starter, render(
+            messages.REPAIR_DECLINED_FOR_STARTER, starter.language_code,
+            partner=client.display_name, therapist=pair.therapist_name),
+            key=_key(couple, "pg", group.id, "declined"), clock=clock)
+        log.info("repair exercise %d declined", group.id)
+        return _outcome(Repair.DECLINED, pair)
+    group.state = PairState.OPEN
+    delivery = _exercise_delivery(client, group, library, clock, settings)
+    session.add(delivery)
+    await notice(session, starter, render(messages.REPAIR_JOINED, starter.language_code,
+                                          partner=client.display_name),
+                 key=_key(couple, "pg", group.id, "joined"), clock=clock)
+    await session.flush()
+    return _outcome(Repair.JOINED, pair, delivery)
+
+
+async def mark_sent(session: AsyncSession, delivery_id: int, message_id: int,
+                    clock: Clock) -> None:
+    """An exercise step the handler sent itself: recorded as the dispatcher would."""
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is not None and delivery.status is DeliveryStatus.SENDING:
+        delivery.status, delivery.claimed_at = DeliveryStatus.SENT, None
+        delivery.telegram_message_id, delivery.sent_at = message_id, clock.now()
+
+
+async def exercise_step(session: AsyncSession, client: Client,
+                        delivery_id: int) -> RepairOutcome:
+    """Where this partner is in a paired step-by-step prompt (for pause and grounding buttons)."""
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None or delivery.client_id != client.id or delivery.pair_group_id is None:
+        return RepairOutcome(Repair.FOREIGN)
+    group = await session.get(PairGroup, delivery.pair_group_id)
+    assert group is not None
+    couple = await session.get(Couple, group.couple_id)
+    assert couple is not None
+    pair = await pair_of(session, couple, client.id)
+    assert pair is not None
+    if delivery.closed_at is not None or finished(delivery):
+        return _outcome(Repair.CLOSED, pair, delivery)
+    return _outcome(Repair.RESUMED, pair, delivery)
+
+
+def talk_slots(client: Client, partner: Client, now: datetime) -> list[datetime]:
+    """A few times for a 20-minute talk in the next days, outside both partners' quiet hours."""
+    zone = ZoneInfo(client.timezone or "UTC")
+    today = now.astimezone(zone).date()
+    slots = []
+    for days in range(3):
+        for wall in ("12:30", "19:00"):
+            moment = local_moment(today + timedelta(days=days), parse_hhmm(wall), zone)
+            if moment > now + timedelta(hours=1) and all(
+                    quiet_release(person, moment) == moment
+                    and quiet_release(person, moment + timedelta(minutes=TALK_MINUTES))
+                    == moment + timedelta(minutes=TALK_MINUTES) for person in (client, partner)):
+                slots.append(moment)
+    return slots[:4]
+
+
+@dataclass(frozen=True)
+class TalkOutcome:
+    result: str  # "slots", "proposed", "accepted", "not_that_time", "closed", "foreign"
+    slots: tuple[datetime, ...] = ()
+    at: datetime | None = None
+    partner_name: str = ""
+    zone: str = "UTC"
+
+
+async def talk(session: AsyncSession, client: Client, group_id: int, action: str,
+               clock: Clock) -> TalkOutcome:
+    """After a revealed exercise: offer times, propose one, or accept or turn down a proposal."""
+    group = await session.get(PairGroup, group_id)
+    couple = await session.get(Couple, group.couple_id) if group else None
+    pair = await pair_of(session, couple, client.id) if couple else None
+    if group is None or couple is None or pair is None or group.kind is not PairKind.EXERCISE:
+        return TalkOutcome("foreign")
+    zone = client.timezone or "UTC"
+    name = pair.other.display_name
+    now = clock.now()
+    if group.state is not PairState.REVEALED or not is_active(couple) \
+            or group.talk_accepted_at is not None:
+        return TalkOutcome("closed", partner_name=name, zone=zone, at=group.talk_at)
+    if action == "ask":
+        return TalkOutcome("slots", tuple(talk_slots(client, pair.other, now)), partner_name=name,
+                           zone=zone)
+    if action in ("ok", "no"):
+        if group.talk_at is None or group.talk_proposed_by_client_id == client.id:
+            return TalkOutcome("closed", partner_name=name, zone=zone)
+        at = group.talk_at
+        other_zone = pair.other.timezone or "UTC"
+        if action == "ok":
+            group.talk_accepted_at = now
+            await notice(session, pair.other, render(
+                messages.REPAIR_TALK_SET, pair.other.language_code, partner=client.display_name,
+                when=_when(at, other_zone)), key=_key(couple, "pg", group.id, "talk-set"),
+                clock=clock)
+            return TalkOutcome("accepted", at=at, partner_name=name, zone=zone)
+        group.talk_at, group.talk_proposed_by_client_id = None, None
+        language = pair.other.language_code
+        await notice(session, pair.other, render(
+            messages.REPAIR_TALK_OTHER_TIME, language, partner=client.display_name),
+            key=_key(couple, "pg", group.id, "talk-no", int(now.timestamp())), clock=clock,
+            buttons=[[(render(messages.REPAIR_TALK_SUGGEST, language),
+                       f"{TALK_BUTTON}:{group.id}:ask")]])
+        return TalkOutcome("not_that_time", partner_name=name, zone=zone)
+    try:
+        at = datetime.fromtimestamp(int(action) * 60, tz=now.tzinfo)
+    except (ValueError, OverflowError, OSError):
+        return TalkOutcome("foreign")
+    if at <= now:
+        return TalkOutcome("closed", partner_name=name, zone=zone)
+    group.talk_at, group.talk_proposed_by_client_id = at, client.id
+    language = pair.other.language_code
+    await notice(session, pair.other, render(
+        messages.REPAIR_TALK_PROPOSED, language, partner=client.display_name,
+        when=_when(at, pair.other.timezone or "UTC")),
+        key=_key(couple, "pg", group.id, "talk", int(now.timestamp())), clock=clock,
+        buttons=[[(render(messages.REPAIR_TALK_OK, language), f"{TALK_BUTTON}:{group.id}:ok"),
+                  (render(messages.REPAIR_TALK_NO, language), f"{TALK_BUTTON}:{group.id}:no")]])
+    return TalkOutcome("proposed", at=at, partner_name=name, zone=zone)
+
+
+def _when(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b, %H:%M")
