@@ -26,9 +26,10 @@ from bot import messages
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.handlers import answers, controls, fallback, onboarding, privacy
+from bot.handlers import answers, controls, couples, fallback, onboarding, privacy
 from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
+from bot.handlers.crisis import send_pair_held_alerts
 from bot.ingest.inbox import Inbox
 from bot.ingest.polling import InboxPoller
 from bot.library import Library
@@ -39,6 +40,7 @@ from bot.scheduling.dispatcher import Dispatcher
 from bot.scheduling.planner import Planner
 from bot.scheduling.ratelimit import TelegramRateLimiter
 from bot.scheduling.sender import TelegramSender
+from bot.services import couples as couple_service
 from bot.services import privacy as privacy_service
 from bot.services.review import remember_bot_username
 
@@ -56,6 +58,7 @@ def register_handlers(application: InterludeApplication) -> None:
         ("start", onboarding.start), ("help", controls.help_command), ("pause", controls.pause),
         ("resume", controls.resume), ("stop", controls.stop), ("timezone", controls.timezone),
         ("quiet", controls.quiet), ("mydata", privacy.my_data), ("delete", privacy.delete_request),
+        ("uncouple", couples.uncouple), ("couple", couples.couple_command), ("repair", couples.repair),
     ]
     for name, callback in commands:
         application.add_handler(CommandHandler(name, callback, filters=private))
@@ -65,6 +68,11 @@ def register_handlers(application: InterludeApplication) -> None:
     application.add_handler(CallbackQueryHandler(onboarding.quiet_button, pattern=r"^quiet:"))
     application.add_handler(CallbackQueryHandler(answers.checkin_button, pattern=r"^ci:"))
     application.add_handler(CallbackQueryHandler(answers.answer_button, pattern=r"^ans:"))
+    application.add_handler(CallbackQueryHandler(couples.pairing_button, pattern=r"^cp:"))
+    application.add_handler(CallbackQueryHandler(couples.share_button, pattern=r"^sh:"))
+    application.add_handler(CallbackQueryHandler(couples.invitation_button, pattern=r"^rj:"))
+    application.add_handler(CallbackQueryHandler(couples.step_button, pattern=r"^rs:"))
+    application.add_handler(CallbackQueryHandler(couples.talk_button, pattern=r"^rt:"))
     application.add_handler(MessageHandler(
         filters.UpdateType.EDITED_MESSAGE & private & filters.TEXT, answers.edited))
     messages_only = filters.UpdateType.MESSAGE & private
@@ -144,6 +152,14 @@ class Runtime:
         await self.dispatcher.tick()
 
     async def _housekeeping(self, _context: Any) -> None:
+        await self.housekeeping()
+
+    async def housekeeping(self) -> None:
+        """Settle and close paired prompts, then close expired prompts and send reminders."""
+        services = self.services
+        async with services.db.transaction() as session:
+            alerts = await couple_service.housekeeping(session, services.clock, services.screener)
+        await send_pair_held_alerts(self.application.bot, services, alerts)
         await self.dispatcher.housekeeping()
 
     async def _plan(self, _context: Any) -> None:

@@ -213,6 +213,119 @@ def cmd_replies(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, [r.as_json() for r in records], "\n".join(lines) or "No answers yet.")
 
 
+def _anchor(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--anchor {value!r} is not an ISO date and time, "
+                           "like 2026-12-01T10:00+01:00") from None
+
+
+def cmd_couple_link(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import couples
+
+    library = _library(settings)
+    anchor = _anchor(args.anchor)
+
+    async def work(db: Database) -> dict[str, Any]:
+        try:
+            async with db.transaction() as session:
+                couple = await couples.link(session, first=args.first, second=args.second,
+                                            clock=SystemClock(), library=library,
+                                            program=args.program, anchor=anchor)
+                return {"couple_id": couple.id, "clients": [args.first, args.second],
+                        "state": couples.couple_state(couple), "program": args.program}
+        except couples.CoupleError as error:
+            raise CommandError(str(error)) from None
+
+    result = asyncio.run(_with_db(settings, work))
+    _print(args, result, f"Couple {result['couple_id']} linked. Each partner is asked in their "
+           "own chat whether they'd like paired prompts; they start once both agree.")
+
+
+def cmd_couple_enrol(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import couples
+
+    library = _library(settings)
+    anchor = _anchor(args.anchor)
+
+    async def work(db: Database) -> dict[str, Any]:
+        try:
+            async with db.transaction() as session:
+                enrolment = await couples.enrol(session, args.couple, args.program, library,
+                                                SystemClock(), anchor=anchor)
+                return {"couple_id": args.couple, "enrolment_id": enrolment.id,
+                        "program": args.program}
+        except couples.CoupleError as error:
+            raise CommandError(str(error)) from None
+
+    result = asyncio.run(_with_db(settings, work))
+    _print(args, result, f"Couple {args.couple} enrolled in {args.program}.")
+
+
+def cmd_couple_send(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import couples
+
+    library = _library(settings)
+
+    async def work(db: Database) -> dict[str, Any]:
+        try:
+            async with db.transaction() as session:
+                group = await couples.send_now(session, args.couple, args.prompt, library,
+                                               SystemClock(), settings)
+                return {"couple_id": args.couple, "pair_group_id": group.id,
+                        "expires_at": group.expires_at}
+        except couples.CoupleError as error:
+            raise CommandError(str(error)) from None
+
+    result = asyncio.run(_with_db(settings, work))
+    _print(args, result, f"Queued as pair group {result['pair_group_id']} for both partners "
+           "(each one's quiet hours apply).")
+
+
+def cmd_couple_list(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import couples
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        async with db.transaction() as session:
+            return await couples.couples(session, args.therapist)
+
+    rows = asyncio.run(_with_db(settings, work))
+    _print(args, rows, "\n".join(
+        f"{r['id']:>4}  " + " & ".join(f"{p['name']} ({p['client_id']})" for p in r["partners"])
+        + f"  {r['state']}" + (f" ({r['end_reason']})" if r["end_reason"] else "")
+        + (f"  programs: {', '.join(r['programs'])}" if r["programs"] else "")
+        for r in rows) or "No couples yet.")
+
+
+def cmd_couple_show(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import couples
+
+    async def work(db: Database) -> dict[str, Any]:
+        try:
+            async with db.transaction() as session:
+                return await couples.side_by_side(session, args.couple)
+        except couples.CoupleError as error:
+            raise CommandError(str(error)) from None
+
+    view = asyncio.run(_with_db(settings, work))
+    names = {p["client_id"]: p["name"] for p in view["partners"]}
+    lines = [f"Couple {view['id']}: " + " & ".join(names.values()) + f", {view['state']}"]
+    for group in view["pair_groups"]:
+        lines.append(f"\n[{group['created_at']:%Y-%m-%d %H:%M}] {group['kind']}, {group['state']}")
+        for side in group["partners"]:
+            shared = {True: "shared", False: "kept private", None: "not chosen"}[side["shared"]]
+            lines.append(f"  {names.get(side['client_id'], side['client_id'])} "
+                         f"({side['prompt_key']}, {shared}):")
+            for answer in side["answers"]:
+                shown = answer["text"] or answer["value"] or "voice note"
+                lines.append(f"    {shown}" + (" (edited after it was shared)"
+                                               if answer["edited_after_reveal"] else ""))
+    _print(args, view, "\n".join(lines))
+
+
 def cmd_prompts_check(args: argparse.Namespace, settings: Settings) -> None:
     try:
         library = load_library(settings.prompts_dir)
@@ -408,6 +521,26 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds.add_argument("--shutdown-days", type=int, choices=range(0, 15), metavar="0-14")
     client_list = add(client, "list", cmd_client_list, "list clients")
     client_list.add_argument("--therapist", type=int)
+
+    couple = commands.add_parser("couple", help="couples and paired prompts").add_subparsers(
+        dest="action", required=True)
+    couple_link = add(couple, "link", cmd_couple_link,
+                      "link two clients as a couple; each is asked to agree in their own chat")
+    couple_link.add_argument("first", type=int, help="a client id")
+    couple_link.add_argument("second", type=int, help="the other client's id")
+    couple_link.add_argument("--program", help="a couple program key from prompts/programs")
+    couple_link.add_argument("--anchor", help="the couple's medicine session, ISO with offset")
+    couple_enrol = add(couple, "enrol", cmd_couple_enrol, "start a couple program for a couple")
+    couple_enrol.add_argument("couple", type=int)
+    couple_enrol.add_argument("--program", required=True)
+    couple_enrol.add_argument("--anchor", help="the couple's medicine session, ISO with offset")
+    couple_send = add(couple, "send", cmd_couple_send, "a paired prompt to both partners now")
+    couple_send.add_argument("couple", type=int)
+    couple_send.add_argument("--prompt", required=True)
+    couple_list = add(couple, "list", cmd_couple_list, "list couples")
+    couple_list.add_argument("--therapist", type=int)
+    add(couple, "show", cmd_couple_show, "both partners side by side: paired answers, what was "
+        "shared and what was kept").add_argument("couple", type=int)
 
     prompt = commands.add_parser("prompt", help="one prompt").add_subparsers(dest="action", required=True)
     send = add(prompt, "send", cmd_prompt_send, "send a prompt to a client now")

@@ -202,6 +202,10 @@ THERAPIST_CHECKIN_ALERT = N_(
     "Check-in alert: {client}'s check-ins show {pattern}. They were offered a grounding "
     "exercise. Please check in with them. (Alert {alert_id})"
 )
+THERAPIST_PAIR_HELD = N_(
+    "Paired answers held back: {client}'s answer to a paired prompt may mean {category}, so "
+    "neither partner was shown the other's answer. Please check in with them. (Alert {alert_id})"
+)
 PATTERN_HIGH_ACTIVATION = N_("very high activation twice in a row")
 PATTERN_PROLONGED_SHUTDOWN = N_("feeling shut down several days running")
 CATEGORY_SUICIDAL = N_("thoughts of suicide")
@@ -216,6 +220,157 @@ THERAPIST_LINKED = N_(
 THERAPIST_LINK_INVALID = N_(
     "This link has expired or has already been used. Ask your practice admin for a new one."
 )
+
+# Couples: pairing ------------------------------------------------------------------------------
+# Words for partners never take sides, never say who did or did not answer, and never give
+# reasons for an ending. Each partner reads them in their own chat.
+PAIRING_QUESTION = N_(
+    "{therapist} has suggested paired prompts for you and {partner}. Now and then you'll each "
+    "get the same question, or two that go together, and answer on your own.\n\n"
+    "Your answer stays private until you've both answered. Then each of you sees the other's "
+    "answer, but only if its author chose to share it. After every answer you choose: share it "
+    "with {partner}, or keep it for you and {therapist}.\n\n"
+    "Would you like to take part? If so, which would you like as your usual choice? You can "
+    "change it for any answer, and leave paired prompts at any time with /uncouple."
+)
+PAIRING_YES_SHARE = N_("Yes, usually share mine")
+PAIRING_YES_KEEP = N_("Yes, usually keep mine")
+PAIRING_NOT_NOW = N_("Not now")
+PAIRING_WAITING = N_("Thank you. Paired prompts will start once {partner} has agreed too.")
+PAIRING_STARTED = N_(
+    "Thank you. You've both agreed, so paired prompts with {partner} will start soon. "
+    "Type /uncouple any time to leave them."
+)
+PAIRING_BOTH_IN = N_(
+    "{partner} has agreed too, so paired prompts will start soon. "
+    "Type /uncouple any time to leave them."
+)
+PAIRING_DECLINED = N_(
+    "That's completely okay. Nothing changes for your own prompts, and nothing of yours is "
+    "passed on to {partner}."
+)
+PAIRING_NOT_STARTING = N_(
+    "Paired prompts with {partner} won't start for now. Nothing changes for your own prompts."
+)
+PAIRING_CLOSED = N_("This question has closed, so there's nothing to do here.")
+
+# Couples: answers and what each partner sees ----------------------------------------------------
+SHARE_QUESTION = N_(
+    "Thank you. Once you've both answered, would you like {partner} to see your answer? "
+    "If you don't choose, I'll go with your usual choice: {usual}."
+)
+SHARE_USUAL_SHARE = N_("share it")
+SHARE_USUAL_KEEP = N_("keep it for you and your therapist")
+SHARE_YES = N_("Share with my partner")
+SHARE_NO = N_("Keep for me and my therapist")
+SHARE_CHOSEN_YES = N_("Got it. {partner} will see your answer once you've both answered.")
+SHARE_CHOSEN_NO = N_("Got it. Your answer stays with you and {therapist}.")
+SHARE_SETTLED = N_("This one is already settled, so nothing has changed.")
+REVEAL_SHARED = N_("You've both answered. Here's what {partner} shared:\n\n{answer}")
+REVEAL_KEPT = N_(
+    "You've both answered. {partner} kept their answer for themselves and {therapist} this time."
+)
+REVEAL_YOURS_SHARED = N_("Your answer went to {partner}.")
+REVEAL_YOURS_KEPT = N_("Your answer stays with you and {therapist}.")
+REVEAL_HELD = N_(
+    "You've both answered. This time, both answers stay with each of you and {therapist}."
+)
+REVEAL_VOICE_NOTE = N_("(a voice note, which stays with {therapist})")
+REVEAL_SHORTENED = N_("(shortened here; {therapist} has all of it)")
+PAIR_CLOSED_ONE_ANSWER = N_(
+    "This paired prompt has closed before you'd both answered, so nothing was passed on either "
+    "way. Your answer is kept for you and {therapist}. Thank you for taking the time."
+)
+EDITED_AFTER_REVEAL = N_(
+    "I've kept your change for {therapist}. {partner} already has the words you shared first, "
+    "and I won't send them the change."
+)
+
+# Couples: leaving -------------------------------------------------------------------------------
+UNCOUPLED = N_(
+    "Okay, paired prompts with {partner} have ended. Nothing waiting is passed on, and your own "
+    "prompts carry on as before. I'll let {partner} know they've ended, without giving a reason."
+)
+COUPLE_ENDED = N_(
+    "Paired prompts with {partner} have ended for now. Your own prompts carry on as before, "
+    "and what you wrote stays with you and {therapist}."
+)
+NOT_IN_A_COUPLE = N_("You're not doing paired prompts with anyone right now.")
+HELP_COUPLE = N_(
+    "For you and {partner}:\n"
+    "/repair — start a repair exercise, and invite {partner}\n"
+    "/uncouple — leave paired prompts"
+)
+
+# Couples: the repair exercise -------------------------------------------------------------------
+REPAIR_NOT_COUPLED = N_(
+    "Repair exercises are for partners who've both agreed to paired prompts. If that's something "
+    "you'd like, you could ask your therapist."
+)
+REPAIR_STARTED = N_(
+    "I've invited {partner} to do this exercise too, in their own time. They may not be able to "
+    "join this time, and that's okay. Either way, what you write stays private until you've both "
+    "finished, and you choose what to share."
+)
+REPAIR_RESUMED = N_("Welcome back. Here's where you paused:")
+REPAIR_DONE = N_("You've finished your side of this exercise. Thank you for taking the time.")
+REPAIR_INVITATION = N_(
+    "{partner} has started a repair exercise and would like to do it with you. You'd each answer a "
+    "few short questions on your own. Answers stay private until you've both finished, and each "
+    "of you chooses what to share. \"Not this time\" is a fine answer, and nothing changes if "
+    "you choose it."
+)
+REPAIR_JOIN = N_("I'd like to join")
+REPAIR_NOT_THIS_TIME = N_("Not this time")
+REPAIR_JOINED = N_("{partner} has joined the repair exercise. Take your time.")
+REPAIR_DECLINED = N_(
+    "That's completely okay. Nothing from this exercise will be shared with you, and nothing "
+    "changes."
+)
+REPAIR_DECLINED_FOR_STARTER = N_(
+    "{partner} can't join this one right now, and that's okay. What you write stays with you and "
+    "{therapist}, and you're welcome to finish it for yourself."
+)
+REPAIR_PAUSE = N_("Pause here")
+REPAIR_GROUNDING = N_("A grounding moment")
+REPAIR_PAUSED = N_(
+    "Okay, we'll pause here. Everything so far is kept. When you're ready, type /repair to "
+    "carry on."
+)
+REPAIR_AFTER_GROUNDING = N_("Whenever you're ready, here's where we were. There's no rush.")
+REPAIR_TALK_OFFER = N_(
+    "If you'd both like, you could set a time for a 20-minute repair talk. Either of you can "
+    "suggest one."
+)
+REPAIR_TALK_SUGGEST = N_("Suggest a 20-minute talk")
+REPAIR_TALK_PICK = N_(
+    "Which time would suit you for a 20-minute repair talk? These are your times; {partner} sees "
+    "them in theirs."
+)
+REPAIR_TALK_NO_SLOTS = N_(
+    "I couldn't find a time in the next few days outside both your quiet hours. You could agree "
+    "on one together."
+)
+REPAIR_TALK_PROPOSED = N_(
+    "{partner} suggests a 20-minute repair talk on {when} (your time). Would that work for you?"
+)
+REPAIR_TALK_OK = N_("That works for me")
+REPAIR_TALK_NO = N_("Not that time")
+REPAIR_TALK_SENT = N_("I've asked {partner} whether {when} works for them.")
+REPAIR_TALK_SET = N_("Your 20-minute repair talk with {partner} is set for {when} (your time).")
+REPAIR_TALK_OTHER_TIME = N_("{partner} can't make that time. Either of you can suggest another.")
+
+# Couples: for therapists ------------------------------------------------------------------------
+COUPLE_ASKED = N_(
+    "I've asked {first} and {second}, each in their own chat, whether they'd like paired "
+    "prompts. Couple {couple_id} starts once both agree."
+)
+COUPLE_HOW = N_(
+    "To link two of your clients as a couple, type /couple and their numbers, like /couple 3 7."
+    "\n\nYour clients:\n{clients}"
+)
+COUPLE_PROBLEM = N_("I couldn't link them: {problem}.")
+COUPLE_NO_CLIENTS = N_("(none who have joined yet)")
 
 # Commands shown in Telegram's menu: (command, description)
 CLIENT_COMMANDS = (

@@ -62,6 +62,7 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"  # not sent: client paused, stopped or unreachable at its time
     MISSED = "missed"  # not sent: later than the catch-up grace (downtime)
     FAILED = "failed"  # not sent: Telegram refused it for good, or retries ran out
+    NOTIFIED = "notified"  # a notice (nothing to answer) is in the client's chat
 
 
 OPEN_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.ANSWERED)
@@ -136,11 +137,15 @@ class Consent(Base):
 
 
 class Enrolment(Base):
+    """A client, or a couple, in a program: exactly one of client_id and couple_id is set."""
+
     __tablename__ = "enrolments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
-                                           index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                                  index=True)
+    couple_id: Mapped[int | None] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"),
+                                                  index=True)
     program_key: Mapped[str] = mapped_column(String(64))
     anchor_at: Mapped[datetime | None]
     starts_at: Mapped[datetime]
@@ -185,6 +190,14 @@ class Delivery(Base):
     progress: Mapped[int] = mapped_column(Integer, default=0)
     closed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(200))  # error class, never client text
+    # A paired prompt: the two deliveries of one moment share a pair group (see Couple).
+    pair_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pair_groups.id", ondelete="CASCADE"), index=True)
+    # The author's choice for a paired answer: None until chosen (their default then applies).
+    shared: Mapped[bool | None]
+    share_chosen_at: Mapped[datetime | None]
+    # When this answer went to the partner; None while private, and forever if it was kept.
+    revealed_at: Mapped[datetime | None]
 
 
 class ReplyKind(StrEnum):
@@ -316,3 +329,88 @@ class Erasure(Base):
     requested_by: Mapped[str] = mapped_column(String(16))  # "client" (/delete) or "practice"
     rows_deleted: Mapped[int] = mapped_column(Integer)
     erased_at: Mapped[datetime]
+
+
+class CoupleEnd(StrEnum):
+    UNCOUPLED = "uncoupled"  # a partner typed /uncouple
+    STOPPED = "stopped"  # a partner withdrew consent (/stop)
+    DECLINED = "declined"  # a partner said "not now" to paired prompts
+
+
+class Couple(Base):
+    """Two clients of one therapist who agreed to paired prompts.
+
+    Pending until both partners agree (each in their own chat), active until either ends it.
+    """
+
+    __tablename__ = "couples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id"), index=True)
+    created_at: Mapped[datetime]
+    active_at: Mapped[datetime | None]  # when the second partner agreed
+    ended_at: Mapped[datetime | None]
+    ended_by_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"))
+    end_reason: Mapped[CoupleEnd | None] = mapped_column(_enum(CoupleEnd))
+
+    partners: Mapped[list[CouplePartner]] = relationship(
+        back_populates="couple", order_by="CouplePartner.position", lazy="selectin")
+
+
+class CouplePartner(Base):
+    """One partner of a couple, with their own agreement to pairing and their usual share choice."""
+
+    __tablename__ = "couple_partners"
+    __table_args__ = (UniqueConstraint("couple_id", "client_id", name="uq_couple_partners_client"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    # The client's id while the couple has not ended, NULL after: unique, so the database itself
+    # keeps a client in at most one couple at a time (pending or active).
+    open_client_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    position: Mapped[int] = mapped_column(Integer)  # 0 or 1, the order the therapist linked them
+    agreed_at: Mapped[datetime | None]
+    declined_at: Mapped[datetime | None]
+    shares_by_default: Mapped[bool | None]  # chosen when agreeing; each answer may differ
+
+    couple: Mapped[Couple] = relationship(back_populates="partners")
+
+
+class PairKind(StrEnum):
+    PROMPT = "prompt"  # a paired prompt from a couple program
+    EXERCISE = "exercise"  # a repair exercise a partner started with /repair
+
+
+class PairState(StrEnum):
+    INVITED = "invited"  # an exercise one partner started; the other has not joined yet
+    OPEN = "open"  # waiting for both answers (and each author's share choice)
+    REVEALED = "revealed"  # both answered; each got what the other chose to share
+    HELD = "held"  # crisis language in an answer: nothing passed on; the therapist was alerted
+    EXPIRED = "expired"  # closed before both answered: nothing passed on
+    DECLINED = "declined"  # the other partner declined the exercise: nothing passed on, ever
+    CANCELLED = "cancelled"  # the couple ended first: nothing passed on
+
+
+class PairGroup(Base):
+    """One paired moment: a prompt (or exercise) to both partners, revealed only when both answered."""
+
+    __tablename__ = "pair_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[PairKind] = mapped_column(_enum(PairKind))
+    state: Mapped[PairState] = mapped_column(_enum(PairState), default=PairState.OPEN, index=True)
+    # Couple enrolment, step and local date for planned prompts: planning twice creates one group.
+    dedupe_key: Mapped[str | None] = mapped_column(String(96), unique=True)
+    started_by_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime]  # shared by both partners: the later of their two expiries
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    # A 20-minute repair talk after an exercise: proposed by one partner, accepted by the other.
+    talk_proposed_by_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="SET NULL"))
+    talk_at: Mapped[datetime | None]
+    talk_accepted_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.error import TelegramError
 
@@ -15,11 +16,12 @@ from bot import messages
 from bot.db.models import Client, ClientStatus, NervousSystemState
 from bot.handlers.common import button_press, current_client, replied_to, say
 from bot.handlers.context import InterludeContext
-from bot.handlers.crisis import respond_to_checkin_pattern, respond_to_crisis
+from bot.handlers.couples import ask_share
+from bot.handlers.crisis import respond_to_checkin_pattern, respond_to_crisis, send_pair_held_alerts
 from bot.handlers.keyboards import STATE_LABELS, intensity_keyboard, parse_ints, question_message
 from bot.handlers.onboarding import typed_setting
 from bot.messages import render
-from bot.services import replies
+from bot.services import couples, replies
 from bot.services.onboarding import client_by_telegram
 from bot.services.replies import Outcome
 
@@ -85,10 +87,11 @@ async def answer_button(update: Update, context: InterludeContext) -> None:
         outcome = await replies.record_button(session, client, services.clock,
                                               delivery_id=delivery_id, question=question,
                                               option=option)
+        paired = await _paired(session, context, client, outcome)
     if not await _answer_query(update, context, client, outcome):
         return
     await query.edit_message_reply_markup(reply_markup=None)
-    await _follow_up(update, context, client, outcome,
+    await _follow_up(update, context, client, outcome, paired,
                      value=_chosen_label(outcome, question, option))
 
 
@@ -119,11 +122,31 @@ async def _answer_query(update: Update, context: InterludeContext, client: Clien
     return True
 
 
+# The thanks that mark a first (or final) answer: a paired one then gets the share question.
+FIRST_ANSWER_THANKS = (messages.THANKS_WORDS, messages.THANKS_VOICE, messages.THANKS_CHOICE,
+                       messages.STEPS_DONE)
+
+
+async def _paired(session: AsyncSession, context: InterludeContext, client: Client,
+                  outcome: Outcome) -> couples.AfterAnswer:
+    """For an answer to a paired prompt: settle the pair, and whether to ask about sharing."""
+    if not outcome.stored:
+        return couples.AfterAnswer()
+    services = context.services
+    return await couples.after_answer(session, client, outcome.delivery, services.clock,
+                                      services.screener,
+                                      just_answered=outcome.thanks in FIRST_ANSWER_THANKS)
+
+
 async def _follow_up(update: Update, context: InterludeContext, client: Client, outcome: Outcome,
-                     **values: object) -> None:
-    """Thank the client, or ask the next question of a multi-step prompt."""
+                     paired: couples.AfterAnswer | None = None, **values: object) -> None:
+    """Thank the client, ask the next question of a multi-step prompt, or ask about sharing."""
     language = client.language_code
-    if outcome.next_question is not None and outcome.delivery is not None:
+    if paired is not None:
+        await send_pair_held_alerts(context.bot, context.services, paired.alerts)
+    if paired is not None and paired.share is not None:
+        await ask_share(update, context, client, paired.share)
+    elif outcome.next_question is not None and outcome.delivery is not None:
         rendered = question_message(outcome.delivery.id, outcome.delivery.prompt,
                                     outcome.next_question, language)
         chat = update.effective_chat
@@ -149,7 +172,8 @@ async def words(update: Update, context: InterludeContext) -> None:
         outcome = await replies.record_message(
             session, client, services.clock, message_id=message.message_id, text=message.text,
             reply_to_message_id=replied_to(message))
-    await _follow_up(update, context, client, outcome)
+        paired = await _paired(session, context, client, outcome)
+    await _follow_up(update, context, client, outcome, paired)
 
 
 async def voice(update: Update, context: InterludeContext) -> None:
@@ -167,6 +191,7 @@ async def voice(update: Update, context: InterludeContext) -> None:
             session, client, services.clock, message_id=message.message_id,
             voice_file_id=note.file_id, voice_duration=int(note.duration.total_seconds()),
             reply_to_message_id=replied_to(message))
+        paired = await _paired(session, context, client, outcome)
     try:
         file = await context.bot.get_file(note.file_id)
         content = bytes(await file.download_as_bytearray())
@@ -178,7 +203,7 @@ async def voice(update: Update, context: InterludeContext) -> None:
             await replies.store_voice_content(session, client, message.message_id, content,
                                               note.mime_type or "audio/ogg")
     if not crisis:
-        await _follow_up(update, context, client, outcome)
+        await _follow_up(update, context, client, outcome, paired)
 
 
 async def edited(update: Update, context: InterludeContext) -> None:
@@ -186,9 +211,17 @@ async def edited(update: Update, context: InterludeContext) -> None:
     message, services = update.edited_message, context.services
     if message is None or message.text is None or message.from_user is None:
         return
+    after_reveal = None
     async with services.db.transaction() as session:
         client = await client_by_telegram(session, message.from_user.id)
-        if client is not None and client.status is not ClientStatus.STOPPED:
-            await replies.record_edit(session, client, services.clock,
-                                      message_id=message.message_id, text=message.text)
-    await respond_to_crisis(update, context, message, message.text, keep=False)
+        if client is not None and client.status is not ClientStatus.STOPPED and \
+                await replies.record_edit(session, client, services.clock,
+                                          message_id=message.message_id, text=message.text):
+            # A revealed answer is never changed in the partner's chat: the edit is kept for
+            # the therapist, and its author is told so.
+            after_reveal = await couples.edited_after_reveal(session, client, message.message_id)
+    if await respond_to_crisis(update, context, message, message.text, keep=False):
+        return
+    if after_reveal is not None and client is not None:
+        await say(update, context, messages.EDITED_AFTER_REVEAL, language=client.language_code,
+                  partner=after_reveal.partner_name, therapist=after_reveal.therapist_name)

@@ -12,7 +12,7 @@ from bot.handlers.context import InterludeContext
 from bot.handlers.keyboards import buttons
 from bot.handlers.onboarding import ask_quiet_hours
 from bot.messages import render
-from bot.services import controls, onboarding, timezones
+from bot.services import controls, couples, onboarding, timezones
 
 
 async def help_command(update: Update, context: InterludeContext) -> None:
@@ -22,6 +22,12 @@ async def help_command(update: Update, context: InterludeContext) -> None:
         return
     await say(update, context, messages.HELP, language=client.language_code,
               crisis_line=context.services.settings.crisis_line)
+    async with context.services.db.transaction() as session:
+        couple = await couples.active_couple(session, client.id)
+        pair = await couples.pair_of(session, couple, client.id) if couple else None
+    if pair is not None:
+        await say(update, context, messages.HELP_COUPLE, language=client.language_code,
+                  partner=pair.other.display_name)
 
 
 async def pause(update: Update, context: InterludeContext) -> None:

@@ -10,14 +10,15 @@ People who were never invited, or who stopped, get the resources too; nothing of
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from telegram import Message, Update
+from telegram import Bot, Message, Update
 from telegram.error import TelegramError
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, Therapist
 from bot.handlers.common import replied_to, say
-from bot.handlers.context import InterludeContext
+from bot.handlers.context import InterludeContext, Services
 from bot.messages import render
 from bot.safety.rules import Category
 from bot.scheduling.ratelimit import PRIORITY
@@ -124,13 +125,27 @@ async def respond_to_checkin_pattern(update: Update, context: InterludeContext,
 
 async def _notify_therapist(context: InterludeContext, alert: safety.RaisedAlert,
                             text: str) -> None:
+    await send_alert(context.bot, context.services, alert, text)
+
+
+async def send_alert(bot: Bot, services: Services, alert: safety.RaisedAlert, text: str) -> None:
     """The alert to the therapist's own Telegram, ahead of the queue; recorded when it arrived."""
     if alert.therapist_telegram_id is None:
         return
     try:
-        await context.bot.send_message(alert.therapist_telegram_id, text, rate_limit_args=PRIORITY)
+        await bot.send_message(alert.therapist_telegram_id, text, rate_limit_args=PRIORITY)
     except TelegramError as error:
         log.warning("could not alert the therapist on Telegram (%s)", type(error).__name__)
         return
-    async with context.services.db.transaction() as session:
-        await safety.mark_notified(session, alert.id, context.services.clock)
+    async with services.db.transaction() as session:
+        await safety.mark_notified(session, alert.id, services.clock)
+
+
+async def send_pair_held_alerts(bot: Bot, services: Services,
+                                alerts: Iterable[safety.RaisedAlert]) -> None:
+    """Crisis language found when a pair was to be revealed: held back, and the therapist told."""
+    for alert in alerts:
+        label = CATEGORY_LABELS.get(alert.category)  # type: ignore[call-overload]
+        await send_alert(bot, services, alert, render(
+            messages.THERAPIST_PAIR_HELD, None, client=alert.client_name, alert_id=alert.id,
+            category=render(label) if label else alert.category))

@@ -59,6 +59,10 @@ def _scale_hint(spec: dict[str, Any]) -> str:
 
 def prompt_message(delivery_id: int, prompt: dict[str, Any], language: str | None) -> Rendered:
     """The first message of a prompt, as the client sees it."""
+    if prompt.get("notice"):
+        return Rendered(prompt["text"], buttons(*[[(label, data) for label, data in row]
+                                                  for row in prompt["buttons"]])
+                        if prompt.get("buttons") else None)
     if prompt.get("response") == ResponseType.MULTI_STEP:
         first = question_message(delivery_id, prompt, 0, language)
         return Rendered(f"{prompt['text']}\n\n{first.text}", first.keyboard)
@@ -72,8 +76,16 @@ def question_message(delivery_id: int, prompt: dict[str, Any], index: int,
     steps = prompt["steps"]
     spec = steps[index]
     marker = render(messages.STEP_MARKER, language, number=index + 1, total=len(steps))
-    return Rendered(f"{marker} {spec['text']}{_scale_hint(spec)}",
-                    answer_keyboard(delivery_id, index, spec, language))
+    keyboard = answer_keyboard(delivery_id, index, spec, language)
+    if prompt.get("pair"):
+        # A paired exercise offers a pause and a grounding moment before every step.
+        rows = list(keyboard.inline_keyboard) if keyboard else []
+        rows.append((InlineKeyboardButton(render(messages.REPAIR_PAUSE, language),
+                                          callback_data=f"rs:{delivery_id}:p"),
+                     InlineKeyboardButton(render(messages.REPAIR_GROUNDING, language),
+                                          callback_data=f"rs:{delivery_id}:g")))
+        keyboard = InlineKeyboardMarkup(rows)
+    return Rendered(f"{marker} {spec['text']}{_scale_hint(spec)}", keyboard)
 
 
 def state_keyboard(delivery_id: int, language: str | None) -> InlineKeyboardMarkup:

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from bot.library.schema import Program, Prompt
+from bot.library.schema import Audience, Program, Prompt, ResponseType
 
 
 class LibraryError(Exception):
@@ -110,6 +110,11 @@ def _check_references(path: Path, program: Program, prompts: dict[str, Prompt]) 
     problems = []
     for number, step in enumerate(program.steps, start=1):
         for key in step.prompt_keys:
-            if prompts.get(key) is None:
+            prompt = prompts.get(key)
+            if prompt is None:
                 problems.append(f"{path.name}: {program.key}: step {number}: no prompt {key!r}")
+            elif program.audience is Audience.COUPLE and prompt.response is ResponseType.CHECKIN:
+                # A paired answer is revealed as words; a check-in's state buttons are not one.
+                problems.append(f"{path.name}: {program.key}: step {number}: {key!r} is a "
+                                "check-in, which couple programs cannot pair")
     return problems

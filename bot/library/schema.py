@@ -130,6 +130,9 @@ class Step(Strict):
 
     prompt: Key | None = None
     pool: tuple[Key, ...] = ()
+    # Couple programs only: two prompts that go together, one to each partner, swapping who gets
+    # which each time, so neither partner is always asked the same side.
+    complementary: tuple[Key, Key] | None = None
     anchor_day: int | None = Field(default=None, ge=-60, le=365)
     anchor_hours: int | None = Field(default=None, ge=-24 * 60, le=24 * 365)
     at: str | None = None
@@ -156,8 +159,10 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _one_timing(self) -> Step:
-        if (self.prompt is None) == (not self.pool):
-            raise ValueError("a step names either one prompt or a pool of prompts")
+        named = [self.prompt is not None, bool(self.pool), self.complementary is not None]
+        if sum(named) != 1:
+            raise ValueError("a step names one prompt, a pool of prompts, or (couples) a "
+                             "complementary pair")
         timings = {
             "anchor_day": self.anchor_day is not None,
             "anchor_hours": self.anchor_hours is not None,
@@ -181,6 +186,8 @@ class Step(Strict):
 
     @property
     def prompt_keys(self) -> tuple[str, ...]:
+        if self.complementary is not None:
+            return self.complementary
         return (self.prompt,) if self.prompt else self.pool
 
 
@@ -203,4 +210,6 @@ class Program(Strict):
         anchored = any(step.anchored for step in self.steps)
         if anchored and self.anchor is None:
             raise ValueError("steps timed from the anchor need 'anchor: medicine_session'")
+        if self.audience is Audience.CLIENT and any(s.complementary for s in self.steps):
+            raise ValueError("'complementary' steps are for couple programs (audience: couple)")
         return self

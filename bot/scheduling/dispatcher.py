@@ -157,7 +157,10 @@ class Dispatcher:
     def _admit(self, delivery: Delivery, client: Client, therapist: str, now: datetime,
                report: TickReport) -> Outbound | ConsentRequest | None:
         """Decide at send time: send, postpone, skip or mark missed."""
-        if now - delivery.due_at > self.settings.grace or delivery.expires_at <= now:
+        # A notice (a partner's shared answer, say) is news, not a stale prompt: it is not
+        # dropped after downtime, only after its own expiry; quiet hours still hold it back.
+        late = now - delivery.due_at > self.settings.grace and not delivery.prompt.get("notice")
+        if late or delivery.expires_at <= now:
             delivery.status, delivery.closed_at = DeliveryStatus.MISSED, now
             delivery.last_error = "later than the catch-up grace"
             report.missed += 1
@@ -220,7 +223,9 @@ class Dispatcher:
             delivery.telegram_message_id, delivery.sent_at = outcome, now
             delivery.claimed_at = None
             # /stop may have closed it while it was in flight; then it stays closed.
-            if delivery.status is DeliveryStatus.SENDING:
+            if delivery.status is DeliveryStatus.SENDING and delivery.prompt.get("notice"):
+                delivery.status, delivery.closed_at = DeliveryStatus.NOTIFIED, now
+            elif delivery.status is DeliveryStatus.SENDING:
                 delivery.status = DeliveryStatus.SENT
             report.sent += 1
             return

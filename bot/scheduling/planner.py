@@ -4,6 +4,10 @@ It walks each active enrolment from where it last stopped (`planned_through`) to
 horizon, in the client's time zone, and writes one delivery per step occurrence. A dedupe key
 per enrolment, step and local day makes planning idempotent: a restart or a second process that
 plans the same span creates nothing twice.
+
+A couple's enrolment becomes one pair group per step and local day, with one delivery per
+partner at the step's wall time in that partner's own zone (quiet hours per partner), and one
+expiry for both: the later of the two. See the README's Couples section.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -20,14 +24,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.db.models import Client, ClientStatus, Delivery, Enrolment
+from bot.db.models import (
+    Client,
+    ClientStatus,
+    Couple,
+    CouplePartner,
+    Delivery,
+    Enrolment,
+    PairGroup,
+    PairKind,
+    PairState,
+)
 from bot.library import Library
-from bot.library.schema import Prompt, Step
+from bot.library.schema import Program, Prompt, Step
 from bot.scheduling.timing import Occurrence, occurrences
 from bot.services.controls import quiet_release
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # enrolments per transaction: keeps write locks short on SQLite
+# Partners' local days differ by at most 26 hours (UTC-12 to UTC+14): look this far either side.
+ZONE_MARGIN = timedelta(days=2)
 
 
 def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
@@ -79,8 +95,121 @@ class Planner:
             if len(rows) < CHUNK:
                 break
             after_id = rows[-1][0].id
+        created += await self._plan_couples(client_ids, now, horizon)
         if created:
             log.info("planned %d deliveries", created)
+        return created
+
+    async def _plan_couples(self, client_ids: Sequence[int] | None, now: datetime,
+                            horizon: datetime) -> int:
+        created = 0
+        async with self.db.transaction() as session:
+            query = (select(Enrolment, Couple).join(Couple, Couple.id == Enrolment.couple_id)
+                     .where(Enrolment.ended_at.is_(None), Couple.active_at.is_not(None),
+                            Couple.ended_at.is_(None),
+                            or_(Enrolment.planned_through.is_(None),
+                                Enrolment.planned_through < horizon),
+                            or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now))
+                     .order_by(Enrolment.id))
+            if client_ids is not None:
+                query = query.where(Couple.id.in_(select(CouplePartner.couple_id).where(
+                    CouplePartner.client_id.in_(client_ids))))
+            for enrolment, couple in (await session.execute(query)).all():
+                partners = [await session.get(Client, p.client_id) for p in couple.partners]
+                ready = [c for c in partners if c is not None and c.status is ClientStatus.ACTIVE
+                         and c.timezone is not None]
+                if len(ready) != 2:
+                    continue  # both partners reachable and set up, or nothing is paired
+                created += await self._plan_couple_enrolment(session, enrolment, couple, ready,
+                                                             now, horizon)
+        return created
+
+    async def _plan_couple_enrolment(self, session: AsyncSession, enrolment: Enrolment,
+                                     couple: Couple, partners: list[Client], now: datetime,
+                                     horizon: datetime) -> int:
+        program = self.library.programs.get(enrolment.program_key)
+        if program is None:
+            log.warning("couple enrolment %d names program %r, which the library no longer has",
+                        enrolment.id, enrolment.program_key)
+            return 0
+        start = max(enrolment.planned_through or enrolment.starts_at, enrolment.starts_at,
+                    now - self.settings.grace)
+        until = min(horizon, enrolment.ends_at) if enrolment.ends_at else horizon
+        created = 0
+        for index, step in enumerate(program.steps):
+            # Each partner's occurrences in their own zone, matched by their local day.
+            by_day: dict[date | str, dict[int, Occurrence]] = {}
+            for client in partners:
+                assert client.timezone is not None
+                for occurrence in occurrences(
+                        step, ZoneInfo(client.timezone), after=start - ZONE_MARGIN,
+                        until=until + ZONE_MARGIN, anchor=enrolment.anchor_at,
+                        seed=f"couple{enrolment.id}:{index}"):
+                    day: date | str = "anchor" if step.anchored else occurrence.local_date
+                    by_day.setdefault(day, {})[client.id] = occurrence
+            for day, found in sorted(by_day.items(), key=lambda item: str(item[0])):
+                if len(found) == 2:
+                    created += await self._plan_pair(session, enrolment, couple, program, index,
+                                                     day, found, start, until, now)
+        enrolment.planned_through = max(until, enrolment.planned_through or until)
+        await session.flush()
+        return created
+
+    async def _plan_pair(self, session: AsyncSession, enrolment: Enrolment, couple: Couple,
+                         program: Program, index: int, day: date | str,
+                         found: dict[int, Occurrence], start: datetime, until: datetime,
+                         now: datetime) -> int:
+        """One pair group for a step's local day, and each partner's delivery in it."""
+        step = program.steps[index]
+        key = f"ce{enrolment.id}:s{index}:{day}"
+        group = await session.scalar(select(PairGroup).where(PairGroup.dedupe_key == key))
+        if group is None:
+            if not start < min(o.at for o in found.values()) <= until:
+                return 0
+            number = int(await session.scalar(select(func.count()).select_from(PairGroup).where(
+                PairGroup.dedupe_key.startswith(f"ce{enrolment.id}:s{index}:"))) or 0)
+            group = PairGroup(couple_id=couple.id, kind=PairKind.PROMPT, state=PairState.OPEN,
+                              dedupe_key=key, expires_at=now, created_at=now)
+            session.add(group)
+            await session.flush()
+        elif group.state is not PairState.OPEN:
+            return 0
+        else:
+            number = int(await session.scalar(select(func.count()).select_from(PairGroup).where(
+                PairGroup.dedupe_key.startswith(f"ce{enrolment.id}:s{index}:"),
+                PairGroup.id < group.id)) or 0)
+        created = 0
+        positions = {p.client_id: p.position for p in couple.partners}
+        for client_id, occurrence in found.items():
+            delivery_key = f"{key}:c{client_id}"
+            if await session.scalar(select(Delivery.id).where(Delivery.dedupe_key == delivery_key)):
+                continue
+            if occurrence.at <= now - self.settings.grace:
+                continue  # replanned too late for this partner: it would only be missed
+            if step.complementary is not None:
+                # Who gets which side alternates, so neither partner always answers the same one.
+                prompt_key = step.complementary[(positions[client_id] + number) % 2]
+            else:
+                prompt_key = self._choose(step, enrolment.id, number)
+            prompt = self.library.prompts.get(prompt_key)
+            client = await session.get(Client, client_id)
+            if prompt is None or client is None:
+                continue
+            delivery = new_delivery(client, prompt, scheduled_for=occurrence.at,
+                                    settings=self.settings, enrolment_id=enrolment.id,
+                                    dedupe_key=delivery_key)
+            delivery.pair_group_id = group.id
+            delivery.prompt = {**delivery.prompt, "pair": PairKind.PROMPT.value}
+            session.add(delivery)
+            created += 1
+        await session.flush()
+        # One expiry for the pair: the later of the two partners' own.
+        members = list(await session.scalars(select(Delivery).where(
+            Delivery.pair_group_id == group.id)))
+        if members:
+            group.expires_at = max(d.expires_at for d in members)
+            for delivery in members:
+                delivery.expires_at = group.expires_at
         return created
 
     async def _plan_enrolment(self, session: AsyncSession, enrolment: Enrolment, client: Client,

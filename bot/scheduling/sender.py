@@ -51,7 +51,11 @@ class TelegramSender:
 
     async def send_prompt(self, item: Outbound) -> int:
         rendered = prompt_message(item.delivery_id, item.prompt, item.language)
-        return await self._send(item.chat_id, rendered.text, reply_markup=rendered.keyboard)
+        reply_to = item.prompt.get("reply_to")  # a notice about a prompt quotes it
+        return await self._send(
+            item.chat_id, rendered.text, reply_markup=rendered.keyboard,
+            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
+            if reply_to else None)
 
     async def send_reminder(self, chat_id: int, reply_to_message_id: int,
                             language: str | None) -> int:

@@ -7,11 +7,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus, Enrolment
+from bot.db.models import (
+    Client,
+    ClientStatus,
+    CouplePartner,
+    Delivery,
+    DeliveryStatus,
+    Enrolment,
+)
 from bot.library.schema import parse_hhmm
 from bot.scheduling.timing import QuietHours
 
@@ -76,6 +83,12 @@ async def replan(session: AsyncSession, client: Client, clock: Clock) -> None:
     await session.execute(update(Enrolment).where(
         Enrolment.client_id == client.id, Enrolment.ended_at.is_(None),
         Enrolment.planned_through.is_not(None)).values(planned_through=clock.now()))
+    # A couple's programs too: this partner's side of each open pair is planned again.
+    await session.execute(update(Enrolment).where(
+        Enrolment.couple_id.in_(select(CouplePartner.couple_id).where(
+            CouplePartner.open_client_id == client.id)),
+        Enrolment.ended_at.is_(None), Enrolment.planned_through.is_not(None),
+    ).values(planned_through=clock.now()))
 
 
 _QUIET = re.compile(

@@ -28,6 +28,7 @@ from bot.db.models import (
     Therapist,
 )
 from bot.library import Library
+from bot.services import couples
 from bot.services.tokens import THERAPIST_PREFIX, new_token, token_hash
 
 # Bump when the product's consent wording changes. A practice's own parts (its name, crisis
@@ -287,3 +288,5 @@ async def revoke_consent(session: AsyncSession, client: Client, clock: Clock) ->
     ).values(closed_at=now, reminder_at=None))
     await session.execute(update(Enrolment).where(Enrolment.client_id == client.id,
                                                   Enrolment.ended_at.is_(None)).values(ended_at=now))
+    # Paired prompts end for both partners, and nothing waiting is revealed.
+    await couples.client_stopped(session, client, clock)

@@ -20,6 +20,7 @@ from bot.db.models import (
     Alert,
     CheckIn,
     Client,
+    ClientStatus,
     Consent,
     Delivery,
     Enrolment,
@@ -29,6 +30,7 @@ from bot.db.models import (
     ReplyRevision,
     VoiceNote,
 )
+from bot.services.onboarding import revoke_consent
 
 EXPORT_FORMAT = "interlude-my-data/1"
 
@@ -105,7 +107,13 @@ def erasure_confirmed(client: Client, nonce: str) -> bool:
 
 async def erase_client(session: AsyncSession, client: Client, clock: Clock,
                        *, requested_by: str = "client") -> Erasure:
-    """Delete the client and everything of theirs, for real; keep only the fact of it."""
+    """Delete the client and everything of theirs, for real; keep only the fact of it.
+
+    A client still taking part is first stopped as /stop would: a couple ends for both (the
+    partner is told kindly, nothing pending is revealed) and the partner's own data stays.
+    """
+    if client.status is not ClientStatus.STOPPED:
+        await revoke_consent(session, client, clock)
     counts = 0
     reply_ids = select(Reply.id).where(Reply.client_id == client.id).scalar_subquery()
     for statement in (

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from bot.db.models import Alert, CheckIn, Client, Consent, Delivery, Erasure, Reply
+from bot.db.models import Alert, CheckIn, Client, Consent, CoupleEnd, Delivery, Erasure, Reply
 from bot.services import onboarding, safety
 from tests.e2e.conftest import BotHarness, Person
+from tests.e2e.couples_helpers import SHARE_YES, couple_row, linked_couple, send_pair
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -142,3 +143,24 @@ async def test_retention_deletes_old_replies_and_keeps_recent_ones(harness: BotH
     assert left == ["a recent thought"]
     assert await _count(harness, CheckIn) == 0
     assert await harness.runtime.purge_old_replies() == 0
+
+
+async def test_erasing_one_partner_ends_the_couple_and_leaves_the_other_partners_data(
+        harness: BotHarness) -> None:
+    couple = await linked_couple(harness)
+    sam, alex = couple.sam, couple.alex
+    await send_pair(harness, couple.id)
+    await alex.person.send("The way you said goodnight.")
+    await alex.person.tap(SHARE_YES)
+    await sam.person.send("Thank you for the note in my bag.")  # not yet shared: never revealed
+    alex_before = await _count(harness, Reply, Reply.client_id == alex.client_id)
+
+    await sam.person.send("/delete")
+    await sam.person.tap("Yes, erase everything")
+    await harness.deliver_due()
+    assert await _count(harness, Reply, Reply.client_id == sam.client_id) == 0
+    assert await _count(harness, Client, Client.id == sam.client_id) == 0
+    assert await _count(harness, Reply, Reply.client_id == alex.client_id) == alex_before
+    assert all("note in my bag" not in text for text in await alex.person.said())
+    assert (await couple_row(harness, couple.id)).end_reason is CoupleEnd.STOPPED
+    assert "Paired prompts with Sam have ended for now." in await alex.person.last()

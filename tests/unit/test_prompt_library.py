@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -382,3 +383,77 @@ def test_every_library_file_explains_how_to_edit_it(repo_root: Path) -> None:
         header = text[: text.find("\n\n")]
         assert text.startswith("# "), path.name
         assert "already sent" in header, f"{path.name}: header does not say sent prompts keep text"
+
+
+# Couple programs
+
+
+def test_three_couple_programs_ship(library: Library) -> None:
+    """Weekly appreciation, repair after conflict and a couples medicine session are there for couples."""
+    couple_programs = {p.key for p in library.programs.values() if p.audience.value == "couple"}
+    assert {"couple-weekly-appreciation", "couple-repair-practice",
+            "couple-kap-integration"} <= couple_programs
+    kap = library.programs["couple-kap-integration"]
+    days = [step.anchor_day for step in kap.steps]
+    assert any(day is not None and day < 0 for day in days)  # before the session
+    assert any(day is not None and day > 0 for day in days)  # and after it
+    assert any(step.complementary for step in library.programs["couple-weekly-appreciation"].steps)
+
+
+def test_couple_programs_pair_no_check_ins(library: Library) -> None:
+    """Every prompt a couple program sends can be read by a partner: words, buttons or steps."""
+    for program in library.programs.values():
+        if program.audience.value != "couple":
+            continue
+        for step in program.steps:
+            for key in step.prompt_keys:
+                assert library.prompts[key].response is not ResponseType.CHECKIN, key
+
+
+def test_complementary_steps_are_for_couples_only(tmp_path: Path) -> None:
+    """A client program with a complementary pair is reported, with its file."""
+    _write(tmp_path / "couples.yaml", {"prompts": [_prompt("couple.one"), _prompt("couple.two")]})
+    _write(tmp_path / "programs" / "solo.yaml", _program(
+        "solo", [{"complementary": ["couple.one", "couple.two"], "daily": "19:00"}]))
+    problems = _problems(tmp_path)
+    assert len(problems) == 1
+    assert problems[0].startswith("solo.yaml: solo: ")
+    assert "complementary" in problems[0]
+
+
+def test_couple_program_problems_are_reported(tmp_path: Path) -> None:
+    """A paired check-in, a missing complementary prompt, or a step naming two things are reported."""
+    checkin = {"key": "checkin.now", "kind": "checkin", "response": "checkin", "text": "Where are you?"}
+    _write(tmp_path / "couples.yaml", {"prompts": [_prompt("couple.one"), checkin]})
+    _write(tmp_path / "programs" / "pair.yaml", {**_program("pair", [
+        {"prompt": "checkin.now", "daily": "19:00"},
+        {"complementary": ["couple.one", "couple.gone"], "daily": "20:00"},
+    ]), "audience": "couple"})
+    _write(tmp_path / "programs" / "both.yaml", {**_program("both", [
+        {"prompt": "couple.one", "complementary": ["couple.one", "couple.one"], "daily": "19:00"},
+    ]), "audience": "couple"})
+    problems = _problems(tmp_path)
+    assert any(p.startswith("pair.yaml: pair: step 1: 'checkin.now' is a check-in") for p in problems)
+    assert any(p.startswith("pair.yaml: pair: step 2: no prompt 'couple.gone'") for p in problems)
+    assert any(p.startswith("both.yaml: both: steps.0: ") and "complementary pair" in p
+               for p in problems)
+
+
+def test_prompts_check_command_names_couple_program_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`interlude prompts check --json` fails and lists a couple program's problem with its file."""
+    from bot.cli import main
+
+    _write(tmp_path / "couples.yaml", {"prompts": [_prompt("couple.one")]})
+    _write(tmp_path / "programs" / "pair.yaml", {**_program("pair", [
+        {"complementary": ["couple.one", "couple.gone"], "weekly": ["sun"], "at": "19:00"},
+    ]), "audience": "couple"})
+    monkeypatch.setenv("INTERLUDE_PROMPTS_DIR", str(tmp_path))
+    monkeypatch.setenv("INTERLUDE_DATA_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_code:
+        main(["prompts", "check", "--json"])
+    assert exit_code.value.code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert report["problems"] == ["pair.yaml: pair: step 1: no prompt 'couple.gone'"]
