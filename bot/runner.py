@@ -8,18 +8,43 @@ import logging
 import signal
 from datetime import timedelta
 
-from bot.app import build_runtime
+from bot.app import Runtime, build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
 from bot.library import load_library
 from bot.services import onboarding, review
+from bot.web.app import DemoInfo
 
 log = logging.getLogger(__name__)
 
 
-async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
+async def serve_dashboard(runtime: Runtime, settings: Settings,
+                          demo: DemoInfo | None = None) -> asyncio.Task[None] | None:
+    """The dashboard and its API on INTERLUDE_WEB_HOST:INTERLUDE_WEB_PORT, on the bot's loop."""
+    if settings.web_port == 0:
+        return None
+    import uvicorn
+
+    from bot.web.app import WebContext, create_app
+    from bot.web.security import secret_key
+
+    services = runtime.services
+    web = WebContext(db=services.db, library=services.library, clock=services.clock,
+                     settings=settings, secret_key=secret_key(settings), planner=runtime.planner,
+                     bot_username=runtime.application.bot.username, demo=demo)
+    config = uvicorn.Config(create_app(web), host=settings.web_host, port=settings.web_port,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
+    task = asyncio.create_task(server.serve(), name="dashboard")
+    log.info("dashboard on %s", settings.web_url)
+    return task
+
+
+async def run_bot(settings: Settings, *, api_url: str | None = None,
+                  demo: DemoInfo | None = None) -> None:
     """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly."""
     library = load_library(settings.prompts_dir)
     db = Database.from_url(settings.sqlalchemy_url)
@@ -33,13 +58,19 @@ async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
     await runtime.start()
     log.info("bot @%s is running; %d prompts and %d programs loaded",
              runtime.application.bot.username, len(library.prompts), len(library.programs))
+    dashboard = await serve_dashboard(runtime, settings, demo)
     try:
         waiter = asyncio.create_task(runtime.wait())
         stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        waiting = {waiter, stopper} | ({dashboard} if dashboard else set())
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         for task in (waiter, stopper):
             task.cancel()
     finally:
+        if dashboard is not None:
+            dashboard.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await dashboard
         await runtime.stop()
         await db.dispose()
 
