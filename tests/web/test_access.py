@@ -24,6 +24,14 @@ PUBLIC = {
     "/demo/signin": "the demo's sign-in (only in the demo)",
     "/": "a redirect to /clients, which asks for a session",
 }
+# A valid body for each API action, so a refusal is about ownership, not a malformed request.
+API_BODIES = {
+    "enrolments": {"program": "evening-checkin"},
+    "prompts": {"prompt_key": "checkin.now"},
+    "recurring": {"prompt_key": "checkin.now", "at": "19:00"},
+    "pause": {"days": 3},
+    "medicine-sessions": {"at": "2026-03-05T10:00:00+01:00"},
+}
 # Parameters that name shared things, not a client's: open to any signed-in therapist.
 SHARED_PARAMS = {"key"}
 
@@ -76,7 +84,8 @@ async def test_another_therapists_client_is_refused_on_every_route(practice: Pra
         if method == "GET":
             answer = await browser.get(url, params={"program": "evening-checkin"})
         elif path.startswith("/api/"):
-            answer = await browser.api(method, url, json={})
+            body = API_BODIES.get(path.rsplit("/", 1)[-1], {})
+            answer = await browser.api(method, url, json=body)
         else:
             answer = await browser.post_form(url, {"name": "x", "program": "evening-checkin",
                                                    "prompt_key": "checkin.now",
