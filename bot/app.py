@@ -26,7 +26,7 @@ from bot import messages
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.handlers import answers, controls, fallback, onboarding
+from bot.handlers import answers, controls, fallback, onboarding, therapist
 from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.ingest.inbox import Inbox
@@ -45,15 +45,23 @@ log = logging.getLogger(__name__)
 DEMO_TOKEN = "123456789:interlude-demo"  # noqa: S105 - not a secret: only the emulator takes it
 HOUSEKEEPING_SECONDS = 30
 PLANNING_SECONDS = 600
+DIGEST_SECONDS = 60
 
 
 def register_handlers(application: InterludeApplication) -> None:
     """Handlers in the order they are tried. Only private chats are served; groups are ignored."""
     private = filters.ChatType.PRIVATE
+    # /help, /pause and /resume mean the therapist's commands when a linked therapist sends them,
+    # and the client's own otherwise; the therapist-only commands are unknown to everyone else.
     commands = [
-        ("start", onboarding.start), ("help", controls.help_command), ("pause", controls.pause),
-        ("resume", controls.resume), ("stop", controls.stop), ("timezone", controls.timezone),
-        ("quiet", controls.quiet),
+        ("start", onboarding.start),
+        ("help", therapist.for_therapists(therapist.help_for_therapist, controls.help_command)),
+        ("pause", therapist.pause_command(controls.pause)),
+        ("resume", therapist.resume_command(controls.resume)), ("stop", controls.stop),
+        ("timezone", controls.timezone), ("quiet", controls.quiet),
+        ("clients", therapist.clients), ("client", therapist.client), ("invite", therapist.invite),
+        ("send", therapist.send), ("alerts", therapist.alert_list),
+        ("dashboard", therapist.dashboard), ("digest", therapist.digest_command),
     ]
     for name, callback in commands:
         application.add_handler(CommandHandler(name, callback, filters=private))
@@ -62,6 +70,7 @@ def register_handlers(application: InterludeApplication) -> None:
     application.add_handler(CallbackQueryHandler(onboarding.quiet_button, pattern=r"^quiet:"))
     application.add_handler(CallbackQueryHandler(answers.checkin_button, pattern=r"^ci:"))
     application.add_handler(CallbackQueryHandler(answers.answer_button, pattern=r"^ans:"))
+    application.add_handler(CallbackQueryHandler(therapist.acknowledge_button, pattern=r"^alert:ack:"))
     application.add_handler(MessageHandler(
         filters.UpdateType.EDITED_MESSAGE & private & filters.TEXT, answers.edited))
     messages_only = filters.UpdateType.MESSAGE & private
@@ -134,6 +143,8 @@ class Runtime:
                             name="housekeeping", job_kwargs=options)
         queue.run_repeating(self._plan, PLANNING_SECONDS, first=PLANNING_SECONDS,
                             name="planner", job_kwargs=options)
+        queue.run_repeating(self._digests, DIGEST_SECONDS, first=DIGEST_SECONDS,
+                            name="digests", job_kwargs=options)
 
     async def _dispatch(self, _context: Any) -> None:
         await self.dispatcher.tick()
@@ -143,6 +154,13 @@ class Runtime:
 
     async def _plan(self, _context: Any) -> None:
         await self.planner.plan()
+
+    async def _digests(self, _context: Any) -> None:
+        await self.send_digests()
+
+    async def send_digests(self) -> int:
+        """Therapists' daily digests whose time has come (the job runs this every minute)."""
+        return await therapist.send_due_digests(self.application, self.services)
 
     async def _cache_identity(self) -> None:
         async with self.services.db.transaction() as session:
