@@ -1,5 +1,6 @@
 """The whole product in a real headless Chromium: the emulator with its chat page, and the bot
-with its dashboard in one process as `make run` starts them, on a clock the tests move.
+with its dashboard and the demo's data in one process as `make run` starts them, on a clock the
+tests move.
 
 One browser and one server for the whole session; each test makes its own therapists and
 clients. Chromium is Debian's (/usr/bin/chromium); without it these tests skip with a loud
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from bot import demo
 from bot.app import Runtime, build_runtime
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -31,6 +33,7 @@ from bot.emulator.runner import EmulatorThread
 from bot.library import Library, load_library
 from bot.runner import serve_dashboard
 from bot.services import onboarding, signin
+from bot.web.app import DemoInfo
 from tests.conftest import ROOT, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -100,9 +103,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         stopping = asyncio.Event()
         db = Database.from_url(f"sqlite+aiosqlite:///{tmp / 'live.db'}")
         await upgrade(db.engine)
+        async with db.transaction() as session:  # the demo's data, as `make run` seeds it
+            therapist_id, invites = await demo.seed(session, clock, settings, library)
+        async with EmulatorControl(emulator.url) as telegram:
+            await telegram.create_user(demo.HISTORY_CLIENT, "en", id=demo.HISTORY_TELEGRAM_ID)
         runtime = build_runtime(settings, db, library, clock, api_url=emulator.url)
         await runtime.start(poll=True, jobs=True)
-        dashboard = await serve_dashboard(runtime, settings)
+        dashboard = await serve_dashboard(
+            runtime, settings, DemoInfo(emulator.url, therapist_id, invites))
         assert dashboard is not None
         ready.update(db=db, runtime=runtime, loop=asyncio.get_running_loop())
         started.set()

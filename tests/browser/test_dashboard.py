@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 def sign_in(page: Any, live: Live, therapist_id: int) -> None:
     page.goto(live.login_url(therapist_id))
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{live.url}/clients")
 
 
@@ -58,14 +58,14 @@ def test_sign_in_by_link_and_a_used_or_expired_link_is_refused(page: Any, live: 
     url = live.login_url(therapist)
     page.goto(url)
     screenshot(page, "01-sign-in-link")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{live.url}/clients")
     assert page.get_by_role("heading", name="Clients").is_visible()
     assert "Dr Sign-in" in page.content()
 
     page.goto(url)
     assert "already been used" in page.content()
-    assert page.get_by_role("button", name="Sign in").count() == 0
+    assert page.get_by_role("button", name="Sign in", exact=True).count() == 0
 
     expiring = live.login_url(therapist)
     live.clock.advance(minutes=10, seconds=5)
@@ -209,3 +209,22 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Any, live: Live) 
     assert "Active" in row.inner_text()
     assert "Paused" not in row.inner_text()
     screenshot(page, "11-clients-list")
+
+
+def test_the_demo_page_shows_the_chat_beside_the_dashboard(page: Any, live: Live) -> None:
+    """The demo page holds the chat page and the dashboard; the demo therapist signs in with one
+    button and finds Morgan's weeks of check-ins drawn, with the medicine session marked."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{live.url}/demo")
+    chat = page.frame_locator("iframe[title=\"The client's chat\"]")
+    dashboard = page.frame_locator("iframe[title=\"The therapist's dashboard\"]")
+    chat.get_by_role("button", name="Morgan").wait_for()
+    dashboard.get_by_role("button", name="Sign in as the demo therapist").click()
+    dashboard.get_by_role("link", name="Morgan").click()
+    chart = dashboard.locator('svg[data-chart="checkins"]')
+    chart.wait_for()
+    assert chart.locator(".point").count() >= 15
+    assert chart.locator(".session").count() == 1
+    assert "Sam" in page.content()
+    assert "Alex" in page.content()
+    screenshot(page, "00-demo-page")

@@ -221,3 +221,12 @@ async def test_alerts_are_listed_and_acknowledged(practice: Practice) -> None:
     assert done.status_code == 303
     assert done.headers["location"] == "/clients"
     assert 'class="alert-count"' not in (await browser.get("/clients")).text
+
+
+async def test_the_demo_pages_exist_only_in_the_demo(practice: Practice) -> None:
+    """A real practice has no demo page and no sign-in without a link."""
+    therapist = await practice.therapist()
+    browser = await practice.signed_in(therapist)
+    assert (await browser.get("/demo")).status_code == 404
+    assert (await browser.post_form("/demo/signin")).status_code == 404
+    assert "Sign in as the demo therapist" not in (await practice.browser().get("/signin")).text
