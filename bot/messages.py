@@ -268,6 +268,20 @@ CLIENT_COMMANDS = (
     ("stop", N_("Stop and withdraw consent")),
 )
 
+# Commands shown in a linked therapist's own chat
+THERAPIST_COMMANDS = (
+    ("clients", N_("Your clients")),
+    ("client", N_("One client: recent answers, next prompts")),
+    ("invite", N_("Invite a new client")),
+    ("send", N_("Send a prompt now")),
+    ("pause", N_("Pause a client")),
+    ("resume", N_("Resume a client")),
+    ("alerts", N_("Open alerts")),
+    ("dashboard", N_("Sign-in link for the dashboard")),
+    ("digest", N_("Your daily digest")),
+    ("help", N_("What you can do here")),
+)
+
 # When the next prompt comes ------------------------------------------------------------------
 WHEN_TODAY = N_("today at {time}")
 WHEN_TOMORROW = N_("tomorrow at {time}")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
-from telegram import Update
+from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
@@ -39,6 +40,16 @@ CATEGORY_LABELS = {
     "high_activation": messages.PATTERN_HIGH_ACTIVATION,
     "prolonged_shutdown": messages.PATTERN_PROLONGED_SHUTDOWN,
 }
+
+
+async def show_commands(bot: Any, chat_id: int) -> None:
+    """The therapist's commands in the menu of their own chat (clients keep theirs)."""
+    try:
+        await bot.set_my_commands([BotCommand(name, render(text))
+                                   for name, text in messages.THERAPIST_COMMANDS],
+                                  scope=BotCommandScopeChat(chat_id))
+    except TelegramError as error:
+        log.warning("could not set a therapist's command menu (%s)", type(error).__name__)
 
 
 async def current_therapist(update: Update, context: InterludeContext) -> Therapist | None:

@@ -30,7 +30,7 @@ from bot.web.security import CsrfRefused, SignedIn, SignInRequired, check_csrf, 
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_COOKIE = "interlude_session"
-SESSION_MAX_AGE = 12 * 3600  # a signed cookie older than this is void whatever its use
+SESSION_MAX_AGE = 12 * 3600  # a session ends after this long, however busy
 
 
 @dataclass
@@ -71,7 +71,8 @@ async def signed_in(request: Request) -> SignedIn:
     if not isinstance(therapist_id, int) or not isinstance(seen, int | float):
         raise SignInRequired()
     now = web.clock.now().timestamp()
-    if now - seen > web.settings.web_idle_minutes * 60:
+    since = session.get("since", seen)
+    if now - seen > web.settings.web_idle_minutes * 60 or now - since > SESSION_MAX_AGE:
         end_session(request)
         raise SignInRequired()
     async with web.db.transaction() as db_session:

@@ -87,7 +87,7 @@ async def check_csrf(request: Request) -> None:
 def start_session(request: Request, therapist_id: int, epoch: int, now: float) -> None:
     """A fresh session after sign-in: nothing from before it carries over."""
     request.session.clear()
-    request.session.update({"therapist": therapist_id, "epoch": epoch, "seen": now})
+    request.session.update({"therapist": therapist_id, "epoch": epoch, "seen": now, "since": now})
     csrf_token(request)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from telegram import BotCommandScopeChat
 
 from bot.db.models import Alert, AuditEntry, Client
 from bot.services import onboarding, signin
@@ -32,6 +33,11 @@ async def test_a_therapist_runs_a_day_from_telegram(harness: BotHarness) -> None
     """List clients, invite one, send a prompt, read the answer, pause and resume, sign in."""
     sam_id, sam = await harness.joined("Sam")
     therapist_id, rivera = await linked_therapist(harness)
+    assert harness.runtime is not None
+    menu = await harness.runtime.application.bot.get_my_commands(scope=BotCommandScopeChat(rivera.id))
+    assert {"clients", "client", "send", "dashboard"} <= {c.command for c in menu}
+    clients_menu = await harness.runtime.application.bot.get_my_commands()
+    assert "clients" not in {c.command for c in clients_menu}
 
     await rivera.send("/clients")
     listing = await rivera.last()

@@ -104,3 +104,27 @@ async def test_links_are_unguessable_and_single_purpose(practice: Practice) -> N
     assert first != second
     assert len(first) >= 24
     practice.clock.advance(timedelta(minutes=1))
+
+
+async def test_a_busy_session_still_ends_after_twelve_hours(practice: Practice) -> None:
+    """Keeping a session busy does not keep it forever: twelve hours after sign-in it ends."""
+    therapist = await practice.therapist()
+    browser = await practice.signed_in(therapist)
+    for _ in range(12 * 6):  # every ten minutes, for twelve hours
+        practice.clock.advance(minutes=10)
+        assert (await browser.get("/api/session")).status_code == 200
+    practice.clock.advance(minutes=1)
+    assert (await browser.get("/api/session")).status_code == 401
+    assert (await browser.get("/clients")).status_code == 303
+
+
+async def test_acknowledging_never_redirects_off_the_site(practice: Practice) -> None:
+    """The page to return to after acknowledging an alert is a path here, or /alerts."""
+    from tests.web.helpers import history
+
+    therapist = await practice.therapist()
+    robin = await practice.client(therapist, "Robin")
+    ids = await history(practice, robin, days=1)
+    browser = await practice.signed_in(therapist)
+    answer = await browser.post_form(f"/alerts/{ids['alert']}/ack", {"next": "/\\\\evil.example"})
+    assert answer.headers["location"] == "/alerts"

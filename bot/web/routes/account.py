@@ -39,7 +39,8 @@ async def acknowledge(request: Request, user: User, alert_id: int,
     web = context(request)
     async with web.db.transaction() as session:
         await alerts.acknowledge(session, user.actor, alert_id, web.clock)
-    target = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/alerts"
+    # Only a path on this site: "//host" and "/\\host" would leave it.
+    target = next_url if next_url.startswith("/") and next_url[1:2] not in ("/", "\\") else "/alerts"
     return back(request, target, "Alert acknowledged.")
 
 
