@@ -168,6 +168,11 @@ def test_charts_render_and_the_csv_export_holds_the_answers(page: Any, live: Liv
     assert page.locator('svg[data-chart="answers"] rect.bar').count() >= 2
     assert "12 check-ins" in chart.locator("desc").text_content()
     screenshot(page, "08-client-charts-and-timeline")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert chart.bounding_box()["width"] > 600  # type: ignore[index]
+    screenshot(page, "08b-client-on-a-tablet")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Replies as CSV").click()
