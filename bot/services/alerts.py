@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
+from bot.config import Settings
 from bot.db.models import Alert, Client
 from bot.services import audit, safety
 from bot.services.audit import Actor
+from bot.services.onboarding import OnboardingError
 from bot.services.practice import NotFound
 
 
@@ -57,3 +59,19 @@ async def acknowledge(session: AsyncSession, actor: Actor, alert_id: int, clock:
     await audit.record(session, actor, "acknowledged_alert", clock, client_id=alert.client_id,
                        detail=f"alert {alert_id}")
     return done
+
+
+def set_thresholds(client: Client, intensity: int | None, shutdown_days: int | None) -> None:
+    """A client's own check-in thresholds; None returns to the practice's."""
+    if intensity is not None and not 1 <= intensity <= 10:
+        raise OnboardingError("the intensity threshold is between 1 and 10")
+    if shutdown_days is not None and not 1 <= shutdown_days <= 14:
+        raise OnboardingError("the days shut down are between 1 and 14")
+    client.alert_intensity = intensity
+    client.alert_shutdown_days = shutdown_days
+
+
+def thresholds(client: Client, settings: Settings) -> tuple[int, int]:
+    """(intensity, shut-down days) that alert for this client."""
+    return (client.alert_intensity or settings.checkin_alert_intensity,
+            client.alert_shutdown_days or settings.checkin_alert_shutdown_days)

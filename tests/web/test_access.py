@@ -31,6 +31,7 @@ API_BODIES = {
     "recurring": {"prompt_key": "checkin.now", "at": "19:00"},
     "pause": {"days": 3},
     "medicine-sessions": {"at": "2026-03-05T10:00:00+01:00"},
+    "thresholds": {"intensity": 8},
 }
 # Parameters that name shared things, not a client's: open to any signed-in therapist.
 SHARED_PARAMS = {"key"}

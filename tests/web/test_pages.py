@@ -230,3 +230,18 @@ async def test_the_demo_pages_exist_only_in_the_demo(practice: Practice) -> None
     assert (await browser.get("/demo")).status_code == 404
     assert (await browser.post_form("/demo/signin")).status_code == 404
     assert "Sign in as the demo therapist" not in (await practice.browser().get("/signin")).text
+
+
+async def test_a_clients_own_alert_thresholds(practice: Practice) -> None:
+    """The therapist sets a client's own check-in thresholds and can return to the practice's."""
+    therapist = await practice.therapist()
+    robin = await practice.client(therapist, "Robin")
+    browser = await practice.signed_in(therapist)
+    assert "two check-ins at 9 or more, or 3 days shut down (the practice" in \
+        (await browser.get(f"/clients/{robin}")).text
+    await browser.post_form(f"/clients/{robin}/thresholds", {"intensity": "7", "shutdown_days": "2"})
+    assert "two check-ins at 7 or more, or 2 days shut down." in (await browser.get(f"/clients/{robin}")).text
+    refused = await browser.post_form(f"/clients/{robin}/thresholds", {"intensity": "12"})
+    assert refused.status_code == 400
+    await browser.post_form(f"/clients/{robin}/thresholds", {"intensity": "", "shutdown_days": ""})
+    assert "9 or more, or 3 days shut down (the practice" in (await browser.get(f"/clients/{robin}")).text

@@ -95,6 +95,11 @@ class MedicineSessionIn(BaseModel):
     reanchor: bool = True
 
 
+class Thresholds(BaseModel):
+    intensity: int | None = Field(None, ge=1, le=10, description="null: the practice's")
+    shutdown_days: int | None = Field(None, ge=1, le=14, description="null: the practice's")
+
+
 class Done(BaseModel):
     ok: bool = True
     id: int | None = None
@@ -272,6 +277,18 @@ async def medicine_session(request: Request, user: User, client_id: int,
             reanchor=body.reanchor)
     if moved:
         await web.replan(client_id)
+    return Done(id=client_id)
+
+
+@router.post("/clients/{client_id}/thresholds", response_model=Done,
+             summary="The client's own check-in alert thresholds")
+async def thresholds(request: Request, user: User, client_id: int, body: Thresholds) -> Done:
+    web = context(request)
+    async with web.db.transaction() as session:
+        client = await practice.client_for(session, user.actor, client_id, "changed_thresholds",
+                                           web.clock,
+                                           detail=f"intensity {body.intensity}, days {body.shutdown_days}")
+        alerts.set_thresholds(client, body.intensity, body.shutdown_days)
     return Done(id=client_id)
 
 

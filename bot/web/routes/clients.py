@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Alert, Enrolment
 from bot.library.schema import PromptKind
+from bot.services import alerts as alerts_service
 from bot.services import audit, onboarding, practice, records, review, schedules, timezones
 from bot.services.onboarding import OnboardingError
 from bot.web import charts
@@ -156,6 +157,7 @@ async def client_page(request: Request, user: User, client_id: int, days: int = 
         ranges=RANGES, entries=entries, enrolments=enrolments, ended=ended, planned=upcoming,
         sessions=sessions, alerts=alerts, history=history, start=start, end=end,
         titles={e.id: practice.program_title(e, web.library) for e in [*enrolments, *ended]},
+        limits=alerts_service.thresholds(client, web.settings),
         checkin_svg=charts.checkin_chart(trend.checkins, sessions, start, end, zone),
         answers_svg=charts.answer_rate_chart(trend.weeks, sessions, start, end),
         trend=trend, programs=web.library.programs.values(), prompt_groups=_prompt_groups(web),

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from bot.services import audit, practice, schedules
+from bot.services import alerts, audit, practice, schedules
 from bot.web.app import context, signed_in
 from bot.web.rendering import back, page
 from bot.web.routes.clients import parse_local
@@ -150,3 +150,16 @@ async def medicine_session(request: Request, user: User, client_id: int,
     notice = "Medicine session recorded." + (
         f" {len(moved)} integration program(s) now run from it." if moved else "")
     return back(request, _client_url(client_id), notice)
+
+
+@router.post("/clients/{client_id}/thresholds")
+async def thresholds(request: Request, user: User, client_id: int,
+                     intensity: Annotated[int | None, Form()] = None,
+                     shutdown_days: Annotated[int | None, Form()] = None) -> Response:
+    """This client's own check-in alert thresholds (empty: the practice's)."""
+    web = context(request)
+    async with web.db.transaction() as session:
+        client = await practice.client_for(session, user.actor, client_id, "changed_thresholds",
+                                           web.clock, detail=f"intensity {intensity}, days {shutdown_days}")
+        alerts.set_thresholds(client, intensity, shutdown_days)
+    return back(request, f"/clients/{client_id}#alerts", "Alert thresholds saved.")
