@@ -21,10 +21,11 @@ run: $(STAMP)
 	$(BIN)/interlude migrate
 	$(BIN)/interlude start
 
-## test: the whole test suite (unit, integration, end to end against the emulator)
+## test: the whole test suite (unit, integration, end to end, the dashboard in a real browser)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/interlude prompts check
+	@sh scripts/ensure-chromium
 	$(BIN)/pytest
 
 ## bench: benchmarks that print their figures (not part of make test)
@@ -49,4 +50,4 @@ messages: $(STAMP)
 	$(BIN)/pybabel extract --no-location -k N_ -o bot/locale/interlude.pot bot/messages.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -26,7 +26,7 @@ from bot import messages
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.handlers import answers, controls, couples, fallback, onboarding, privacy
+from bot.handlers import answers, controls, couples, fallback, onboarding, privacy, therapist
 from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.handlers.crisis import send_pair_held_alerts
@@ -49,15 +49,24 @@ DEMO_TOKEN = "123456789:interlude-demo"  # noqa: S105 - not a secret: only the e
 HOUSEKEEPING_SECONDS = 30
 PLANNING_SECONDS = 600
 RETENTION_SECONDS = 24 * 3600  # daily (and once a minute after each start)
+DIGEST_SECONDS = 60
 
 
 def register_handlers(application: InterludeApplication) -> None:
     """Handlers in the order they are tried. Only private chats are served; groups are ignored."""
     private = filters.ChatType.PRIVATE
+    # /help, /pause and /resume mean the therapist's commands when a linked therapist sends them,
+    # and the client's own otherwise; the therapist-only commands are unknown to everyone else.
     commands = [
-        ("start", onboarding.start), ("help", controls.help_command), ("pause", controls.pause),
-        ("resume", controls.resume), ("stop", controls.stop), ("timezone", controls.timezone),
-        ("quiet", controls.quiet), ("mydata", privacy.my_data), ("delete", privacy.delete_request),
+        ("start", onboarding.start),
+        ("help", therapist.for_therapists(therapist.help_for_therapist, controls.help_command)),
+        ("pause", therapist.pause_command(controls.pause)),
+        ("resume", therapist.resume_command(controls.resume)), ("stop", controls.stop),
+        ("timezone", controls.timezone), ("quiet", controls.quiet),
+        ("clients", therapist.clients), ("client", therapist.client), ("invite", therapist.invite),
+        ("send", therapist.send), ("alerts", therapist.alert_list),
+        ("dashboard", therapist.dashboard), ("digest", therapist.digest_command),
+        ("mydata", privacy.my_data), ("delete", privacy.delete_request),
         ("uncouple", couples.uncouple), ("couple", couples.couple_command), ("repair", couples.repair),
     ]
     for name, callback in commands:
@@ -73,6 +82,7 @@ def register_handlers(application: InterludeApplication) -> None:
     application.add_handler(CallbackQueryHandler(couples.invitation_button, pattern=r"^rj:"))
     application.add_handler(CallbackQueryHandler(couples.step_button, pattern=r"^rs:"))
     application.add_handler(CallbackQueryHandler(couples.talk_button, pattern=r"^rt:"))
+    application.add_handler(CallbackQueryHandler(therapist.acknowledge_button, pattern=r"^alert:ack:"))
     application.add_handler(MessageHandler(
         filters.UpdateType.EDITED_MESSAGE & private & filters.TEXT, answers.edited))
     messages_only = filters.UpdateType.MESSAGE & private
@@ -147,6 +157,8 @@ class Runtime:
                             name="planner", job_kwargs=options)
         queue.run_repeating(self._retention, RETENTION_SECONDS, first=60,
                             name="retention", job_kwargs=options)
+        queue.run_repeating(self._digests, DIGEST_SECONDS, first=DIGEST_SECONDS,
+                            name="digests", job_kwargs=options)
 
     async def _dispatch(self, _context: Any) -> None:
         await self.dispatcher.tick()
@@ -178,6 +190,12 @@ class Runtime:
             log.info("retention: %d replies older than %d days deleted", purged,
                      services.settings.reply_retention_days)
         return purged
+    async def _digests(self, _context: Any) -> None:
+        await self.send_digests()
+
+    async def send_digests(self) -> int:
+        """Therapists' daily digests whose time has come (the job runs this every minute)."""
+        return await therapist.send_due_digests(self.application, self.services)
 
     async def _cache_identity(self) -> None:
         async with self.services.db.transaction() as session:

@@ -195,9 +195,14 @@ def cmd_prompt_send(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_replies(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import audit
+
     async def work(db: Database) -> list[review.AnswerRecord]:
         async with db.transaction() as session:
-            return await review.answers(session, args.client)
+            records = await review.answers(session, args.client)
+            await audit.record(session, audit.ADMIN, "viewed_replies", SystemClock(),
+                               client_id=args.client)
+            return records
 
     records = asyncio.run(_with_db(settings, work))
     lines = []
@@ -324,6 +329,37 @@ def cmd_couple_show(args: argparse.Namespace, settings: Settings) -> None:
                 lines.append(f"    {shown}" + (" (edited after it was shared)"
                                                if answer["edited_after_reveal"] else ""))
     _print(args, view, "\n".join(lines))
+
+
+def cmd_login_link(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import signin
+
+    async def work(db: Database) -> str:
+        async with db.transaction() as session:
+            return await signin.issue_link(session, args.therapist_id, SystemClock(),
+                                           settings.login_link_minutes)
+
+    url = signin.login_url(settings.web_url, asyncio.run(_with_db(settings, work)))
+    _print(args, {"url": url}, f"Open this in the therapist's browser (works once, for "
+           f"{settings.login_link_minutes:g} minutes):\n{url}")
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> None:
+    from bot.services import audit
+
+    async def work(db: Database) -> list[audit.AuditRow]:
+        async with db.transaction() as session:
+            return await audit.entries(session, therapist_id=args.therapist, client_id=args.client,
+                                       limit=args.limit)
+
+    rows = asyncio.run(_with_db(settings, work))
+    _print(args, [r.as_json() for r in rows], "\n".join(
+        f"{r.at:%Y-%m-%d %H:%M}  "
+        f"{'admin' if r.therapist_id is None else f'therapist {r.therapist_id}':<13} "
+        f"{r.channel:<8} {r.action:<26} "
+        + (f"client {r.client_id} ({r.client})" if r.client_id else "")
+        + (f"  {r.detail}" if r.detail else "")
+        for r in rows) or "The audit log is empty.")
 
 
 def cmd_prompts_check(args: argparse.Namespace, settings: Settings) -> None:
@@ -549,6 +585,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     replies = add(commands, "replies", cmd_replies, "what a client has answered")
     replies.add_argument("--client", type=int, required=True)
+
+    login = add(commands, "login-link", cmd_login_link,
+                "a one-time dashboard sign-in link for a therapist (valid 10 minutes)")
+    login.add_argument("therapist_id", type=int)
+    audit_log = add(commands, "audit", cmd_audit,
+                    "who viewed or changed which client's data, newest first")
+    audit_log.add_argument("--therapist", type=int, help="only this therapist's clients")
+    audit_log.add_argument("--client", type=int)
+    audit_log.add_argument("--limit", type=int, default=500)
 
     prompts = commands.add_parser("prompts", help="the prompt library").add_subparsers(
         dest="action", required=True)

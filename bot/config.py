@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     grounding_prompt_activated: str = "grounding.slow-exhale"
     grounding_prompt_shut_down: str = "grounding.gentle-return"
 
+    # The therapist dashboard and its JSON API, served by the bot's own process.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=0, le=65535)  # 0 turns the dashboard off
+    web_base_url: str | None = None  # how therapists reach it, for sign-in links
+    web_secret_key: SecretStr | None = None  # signs session cookies; generated when unset
+    web_idle_minutes: float = Field(default=15, gt=0)
+    login_link_minutes: float = Field(default=10, gt=0)
+
     log_level: str = "INFO"
     demo_port: int = 8081
 
@@ -102,6 +110,10 @@ class Settings(BaseSettings):
         # Without a token everything is the demo, kept apart from a real practice's data.
         name = "demo.db" if self.demo else "interlude.db"
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / name}"
+
+    @property
+    def web_url(self) -> str:
+        return (self.web_base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
 
     @property
     def quiet_hours(self) -> tuple[time, time]:

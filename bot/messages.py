@@ -372,6 +372,61 @@ COUPLE_HOW = N_(
 COUPLE_PROBLEM = N_("I couldn't link them: {problem}.")
 COUPLE_NO_CLIENTS = N_("(none who have joined yet)")
 
+THERAPIST_HELP = N_(
+    "Your practice, from here:\n"
+    "/clients: your clients, with status and last reply\n"
+    "/client NAME: recent answers and the next prompts\n"
+    "/invite NAME: a new client and their invite link\n"
+    "/send NAME PROMPT-KEY: send a prompt now\n"
+    "/pause NAME [DAYS] and /resume NAME\n"
+    "/alerts: open alerts\n"
+    "/dashboard: a sign-in link for the web dashboard\n"
+    "/digest HH:MM (or off): a daily summary at that time; /digest words on adds a line of "
+    "what clients wrote"
+)
+THERAPIST_NO_CLIENTS = N_("No clients yet. /invite NAME creates one.")
+THERAPIST_CLIENTS_HEAD = N_("Your clients ({count}):")
+THERAPIST_CLIENT_LINE = N_("{name}: {status}, last reply {last}")
+THERAPIST_NEVER = N_("never")
+THERAPIST_NAME_NEEDED = N_("Which client? For example: /{command} Sam")
+THERAPIST_NOT_FOUND = N_("None of your clients is called “{name}”. /clients lists them.")
+THERAPIST_AMBIGUOUS = N_("More than one client matches “{name}”: {names}. Use the number, "
+                         "like /{command} #{example}.")
+THERAPIST_CLIENT_HEAD = N_("{name}: {status}. Answered {rate} of prompts in the last 14 days.")
+THERAPIST_RECENT_HEAD = N_("Recent answers:")
+THERAPIST_NO_ANSWERS = N_("No answers in the last two weeks.")
+THERAPIST_NEXT_HEAD = N_("Next prompts ({zone} time):")
+THERAPIST_NOTHING_PLANNED = N_("Nothing planned.")
+THERAPIST_INVITED = N_(
+    "{name} is invited. Give them this link (it works once, for {hours} hours):\n{link}"
+)
+THERAPIST_SEND_HOW = N_(
+    "Send what? For example: /send Sam checkin.now. The prompt keys are in the dashboard's Library."
+)
+THERAPIST_SENT = N_("Queued for {name}: {key}. It goes out now, or when their quiet hours end.")
+THERAPIST_PAUSED = N_("{name} is paused until {until}. /resume {name} starts prompts again.")
+THERAPIST_PAUSED_OPEN = N_("{name} is paused until you resume. /resume {name} starts prompts again.")
+THERAPIST_RESUMED = N_("Prompts for {name} start again.")
+THERAPIST_NOT_PAUSED = N_("{name} was not paused.")
+THERAPIST_REFUSED = N_("That didn't work: {reason}")
+THERAPIST_NO_ALERTS = N_("No open alerts.")
+THERAPIST_ALERT_LINE = N_("{when}: {name}, {category}")
+THERAPIST_ACK = N_("Acknowledge")
+THERAPIST_ACKED = N_("Acknowledged.")
+THERAPIST_LOGIN_LINK = N_(
+    "Your sign-in link for the dashboard. It works once, for {minutes} minutes:\n{url}"
+)
+THERAPIST_DIGEST_SET = N_("Your daily digest comes at {time} ({zone}).")
+THERAPIST_DIGEST_OFF = N_("No daily digest.")
+THERAPIST_DIGEST_WORDS = N_("The digest includes a line of what clients wrote: {state}.")
+THERAPIST_DIGEST_HOW = N_("Choose a time like /digest 18:30, or /digest off.")
+DIGEST_HEAD = N_("Your daily digest")
+DIGEST_ANSWERED = N_("Answered in the last day: {names}")
+DIGEST_NONE_ANSWERED = N_("Nobody answered in the last day.")
+DIGEST_QUIET = N_("Quiet for 3 days or more: {names}")
+DIGEST_ALERTS = N_("Open alerts: {items}")
+DIGEST_WORDS = N_("What they wrote last:")
+
 # Commands shown in Telegram's menu: (command, description)
 CLIENT_COMMANDS = (
     ("help", N_("What I can do")),
@@ -408,6 +463,20 @@ DELETE_DONE = N_(
 THERAPIST_ERASURE_NOTICE = N_(
     "{client} erased their data with /delete. Their answers and details are gone, and no more "
     "prompts will go to them."
+)
+
+# Commands shown in a linked therapist's own chat
+THERAPIST_COMMANDS = (
+    ("clients", N_("Your clients")),
+    ("client", N_("One client: recent answers, next prompts")),
+    ("invite", N_("Invite a new client")),
+    ("send", N_("Send a prompt now")),
+    ("pause", N_("Pause a client")),
+    ("resume", N_("Resume a client")),
+    ("alerts", N_("Open alerts")),
+    ("dashboard", N_("Sign-in link for the dashboard")),
+    ("digest", N_("Your daily digest")),
+    ("help", N_("What you can do here")),
 )
 
 # When the next prompt comes ------------------------------------------------------------------

@@ -6,20 +6,44 @@ import asyncio
 import contextlib
 import logging
 import signal
-from datetime import timedelta
 
-from bot.app import build_runtime
+from bot.app import Runtime, build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db.engine import open_database
 from bot.db.migrate import upgrade
 from bot.library import load_library
-from bot.services import onboarding, review
+from bot.services import review
+from bot.web.app import DemoInfo
 
 log = logging.getLogger(__name__)
 
 
-async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
+async def serve_dashboard(runtime: Runtime, settings: Settings,
+                          demo: DemoInfo | None = None) -> asyncio.Task[None] | None:
+    """The dashboard and its API on INTERLUDE_WEB_HOST:INTERLUDE_WEB_PORT, on the bot's loop."""
+    if settings.web_port == 0:
+        return None
+    import uvicorn
+
+    from bot.web.app import WebContext, create_app
+    from bot.web.security import secret_key
+
+    services = runtime.services
+    web = WebContext(db=services.db, library=services.library, clock=services.clock,
+                     settings=settings, secret_key=secret_key(settings), planner=runtime.planner,
+                     bot_username=runtime.application.bot.username, demo=demo)
+    config = uvicorn.Config(create_app(web), host=settings.web_host, port=settings.web_port,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
+    task = asyncio.create_task(server.serve(), name="dashboard")
+    log.info("dashboard on %s", settings.web_url)
+    return task
+
+
+async def run_bot(settings: Settings, *, api_url: str | None = None,
+                  demo: DemoInfo | None = None) -> None:
     """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly."""
     library = load_library(settings.prompts_dir)
     db = open_database(settings)
@@ -33,53 +57,58 @@ async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
     await runtime.start()
     log.info("bot @%s is running; %d prompts and %d programs loaded",
              runtime.application.bot.username, len(library.prompts), len(library.programs))
+    dashboard = await serve_dashboard(runtime, settings, demo)
     try:
         waiter = asyncio.create_task(runtime.wait())
         stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        waiting = {waiter, stopper} | ({dashboard} if dashboard else set())
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         for task in (waiter, stopper):
             task.cancel()
     finally:
+        if dashboard is not None:
+            dashboard.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await dashboard
         await runtime.stop()
         await db.dispose()
 
 
-async def seed_demo(settings: Settings) -> list[tuple[str, str]]:
-    """A demo therapist and two invites, once; returns (who, link) for the welcome text."""
+async def seed_demo(settings: Settings) -> tuple[int, list[tuple[str, str]]]:
+    """Demo data once (a therapist, clients to play, one with weeks of history); on later starts,
+    fresh invite tokens for the clients nobody has played yet. Returns the therapist and
+    (who, token) pairs for the welcome text."""
+    from bot import demo
+
     library = load_library(settings.prompts_dir)
     db = open_database(settings)
     clock = SystemClock()
-    links: list[tuple[str, str]] = []
     try:
         await upgrade(db.engine)
         async with db.transaction() as session:
-            if await review.therapists(session):
-                return links
-            therapist = await onboarding.add_therapist(session, "Dr Rivera", clock, settings)
-            evening = await onboarding.invite_client(
-                session, therapist_id=therapist.id, name="Sam", clock=clock, settings=settings,
-                library=library, program="evening-checkin", timezone=settings.default_timezone)
-            integration = await onboarding.invite_client(
-                session, therapist_id=therapist.id, name="Alex", clock=clock, settings=settings,
-                library=library, program="integration-7day",
-                anchor=clock.now() - timedelta(hours=20), timezone=settings.default_timezone)
-        links = [("Sam (daily evening check-in)", evening.token),
-                 ("Alex (7 days of integration after a medicine session yesterday)",
-                  integration.token)]
+            existing = await review.therapists(session)
+            if existing:
+                therapist_id = existing[0].id
+                return therapist_id, await demo.fresh_invites(session, therapist_id, clock, settings)
+            return await demo.seed(session, clock, settings, library)
     finally:
         await db.dispose()
-    return links
 
 
 async def run_demo(settings: Settings, *, port: int) -> None:
+    from bot import demo
+    from bot.emulator.control import EmulatorControl
     from bot.emulator.runner import EmulatorThread
 
     emulator = EmulatorThread(port=port)
     emulator.start()
     try:
-        links = await seed_demo(settings)
+        therapist_id, links = await seed_demo(settings)
+        async with EmulatorControl(emulator.url) as telegram:
+            await telegram.create_user(demo.HISTORY_CLIENT, "en", id=demo.HISTORY_TELEGRAM_ID)
+        info = DemoInfo(chat_url=emulator.url, therapist_id=therapist_id, invites=links)
         print(_welcome(emulator.url, links, settings), flush=True)
-        await run_bot(settings, api_url=emulator.url)
+        await run_bot(settings, api_url=emulator.url, demo=info)
     finally:
         emulator.stop()
 
@@ -88,18 +117,23 @@ def _welcome(url: str, links: list[tuple[str, str]], settings: Settings) -> str:
     lines = [
         "",
         "Interlude demo is running. No Telegram account is needed.",
-        f"  Chat page (you play the client):  {url}/",
+    ]
+    if settings.web_port:
+        lines.append(f"  Demo page (chat and dashboard side by side):  {settings.web_url}/demo")
+    lines += [
+        f"  Chat page alone (you play the client):  {url}/",
         "",
     ]
     if links:
         lines.append("Open the chat page, create a person, and paste one of these invite tokens:")
         lines += [f"  {who}:  {token}" for who, token in links]
     else:
-        lines.append("Demo data already exists. New invites: "
-                     "interlude client invite --therapist 1 --name 'A.' --program evening-checkin")
+        lines.append("New invites: interlude client invite --therapist 1 --name 'A.' "
+                     "--program evening-checkin")
     lines += [
         "",
         "In another terminal (same folder), as the therapist:",
+        "  .venv/bin/interlude login-link 1     (a sign-in link for the dashboard)",
         "  .venv/bin/interlude client list",
         "  .venv/bin/interlude prompt send --client 1 --prompt <key>   (keys: interlude prompts list)",
         "  .venv/bin/interlude replies --client 1",

@@ -77,6 +77,13 @@ class Therapist(Base):
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     link_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Raised by "sign out everywhere": a dashboard session from an older epoch is refused.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The therapist's own zone, for the daily digest and the dashboard's dates.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    digest_at: Mapped[str | None] = mapped_column(String(5))  # local HH:MM; None: no digest
+    digest_with_text: Mapped[bool] = mapped_column(default=False, server_default="0")
+    digest_sent_on: Mapped[str | None] = mapped_column(String(10))  # local date of the last one
 
     clients: Mapped[list[Client]] = relationship(back_populates="therapist")
 
@@ -154,6 +161,9 @@ class Enrolment(Base):
     planned_through: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # A therapist's own recurring prompt for this client (program_key "custom"): the prompt as
+    # chosen or written, and its one step; None for library programs.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
 
 
 class Delivery(Base):
@@ -414,3 +424,47 @@ class PairGroup(Base):
         ForeignKey("clients.id", ondelete="SET NULL"))
     talk_at: Mapped[datetime | None]
     talk_accepted_at: Mapped[datetime | None]
+
+
+class MedicineSession(Base):
+    """A medicine session a therapist recorded: integration programs are anchored to it."""
+
+    __tablename__ = "medicine_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("therapists.id"))
+    created_at: Mapped[datetime]
+
+
+class LoginLink(Base):
+    """A one-time dashboard sign-in link; only its hash is kept."""
+
+    __tablename__ = "login_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"),
+                                              index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who looked at or changed which client's data, when, and through what.
+
+    The client id is kept without a foreign key, so the record of a read outlives the data read.
+    `detail` names what was done (a program key, an export format), never client text.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    therapist_id: Mapped[int | None] = mapped_column(Integer, index=True)  # None: the admin
+    channel: Mapped[str] = mapped_column(String(16))  # web, api, telegram, cli
+    action: Mapped[str] = mapped_column(String(48))
+    client_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[str | None] = mapped_column(String(200))

@@ -95,7 +95,9 @@ async def _bind_therapist(update: Update, context: InterludeContext, token: str)
     if therapist is None:
         await say(update, context, messages.THERAPIST_LINK_INVALID)
     else:
+        from bot.handlers.therapist import show_commands
         await say(update, context, messages.THERAPIST_LINKED, name=therapist.display_name)
+        await show_commands(context.bot, user.id)
 
 
 async def _ask_renewal(update: Update, context: InterludeContext, client: Client) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,20 @@ log = logging.getLogger(__name__)
 CHUNK = 500  # enrolments per transaction: keeps write locks short on SQLite
 # Partners' local days differ by at most 26 hours (UTC-12 to UTC+14): look this far either side.
 ZONE_MARGIN = timedelta(days=2)
+
+
+CUSTOM_PROGRAM = "custom"
+
+
+def program_of(enrolment: Enrolment, library: Library) -> tuple[Program, Mapping[str, Prompt]] | None:
+    """The program an enrolment follows and the prompts it may draw from; None if the library
+    no longer has it. A therapist's custom prompt carries its own one-step program."""
+    if enrolment.custom:
+        prompt = Prompt.model_validate(enrolment.custom["prompt"])
+        step = Step.model_validate(enrolment.custom["step"])
+        return Program(key=CUSTOM_PROGRAM, title=prompt.key, steps=(step,)), {prompt.key: prompt}
+    program = library.programs.get(enrolment.program_key)
+    return (program, library.prompts) if program else None
 
 
 def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
@@ -190,7 +204,7 @@ class Planner:
                 # Who gets which side alternates, so neither partner always answers the same one.
                 prompt_key = step.complementary[(positions[client_id] + number) % 2]
             else:
-                prompt_key = self._choose(step, enrolment.id, number)
+                prompt_key = self.choose(step, enrolment.id, number)
             prompt = self.library.prompts.get(prompt_key)
             client = await session.get(Client, client_id)
             if prompt is None or client is None:
@@ -214,11 +228,12 @@ class Planner:
 
     async def _plan_enrolment(self, session: AsyncSession, enrolment: Enrolment, client: Client,
                               now: datetime, horizon: datetime) -> int:
-        program = self.library.programs.get(enrolment.program_key)
-        if program is None:
+        found = program_of(enrolment, self.library)
+        if found is None:
             log.warning("enrolment %d names program %r, which the library no longer has",
                         enrolment.id, enrolment.program_key)
             return 0
+        program, prompts = found
         assert client.timezone is not None
         zone = ZoneInfo(client.timezone)
         # Never plan what is already later than the catch-up grace: it would only be missed.
@@ -232,8 +247,7 @@ class Planner:
             for number, occurrence in enumerate(occurrences(
                     step, zone, after=start, until=until, anchor=enrolment.anchor_at,
                     seed=f"{enrolment.id}:{index}")):
-                prompt = self.library.prompts.get(self._choose(step, enrolment.id,
-                                                               sent_before + number))
+                prompt = prompts.get(self.choose(step, enrolment.id, sent_before + number))
                 if prompt is None:
                     continue
                 key = self._dedupe_key(enrolment.id, index, step, occurrence)
@@ -255,7 +269,7 @@ class Planner:
         return int(count or 0)
 
     @staticmethod
-    def _choose(step: Step, enrolment_id: int, number: int) -> str:
+    def choose(step: Step, enrolment_id: int, number: int) -> str:
         """A pool is drawn in a per-client order, without repeats until it is used up."""
         if step.prompt:
             return step.prompt

@@ -30,6 +30,7 @@ from bot.db.models import (
     ReplyRevision,
     VoiceNote,
 )
+from bot.services import audit
 from bot.services.onboarding import revoke_consent
 
 EXPORT_FORMAT = "interlude-my-data/1"
@@ -128,6 +129,9 @@ async def erase_client(session: AsyncSession, client: Client, clock: Clock,
                           .values(client_id=None, reply_id=None))
     erasure = Erasure(therapist_id=client.therapist_id, former_client_id=client.id,
                       requested_by=requested_by, rows_deleted=counts + 1, erased_at=clock.now())
+    await audit.record(session, audit.Actor(None, "telegram" if requested_by == "client" else "cli"),
+                       "data erased", clock, client_id=client.id,
+                       detail=f"at the {requested_by}'s request, {erasure.rows_deleted} rows")
     await session.delete(client)
     session.add(erasure)
     await session.flush()

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.db.models import Alert, CheckIn, Client, Consent, CoupleEnd, Delivery, Erasure, Reply
-from bot.services import onboarding, safety
+from bot.services import audit, onboarding, safety
 from tests.e2e.conftest import BotHarness, Person
 from tests.e2e.couples_helpers import SHARE_YES, couple_row, linked_couple, send_pair
 
@@ -103,6 +103,9 @@ async def test_delete_asks_first_then_erases_for_real_and_tells_the_therapist(
                                      datetime(2026, 4, 1, tzinfo=BERLIN))
     assert erasure is not None
     assert (erasure.former_client_id, erasure.requested_by) == (sam_id, "client")
+    async with harness.db.transaction() as session:
+        logged = [(e.action, e.client_id) for e in await audit.entries(session)]
+    assert ("data erased", sam_id) in logged
     assert alert is not None
     assert alert.client_id is None  # kept for the referral count, no longer about anyone
     assert report["by_category"]["suicidal"] == 1

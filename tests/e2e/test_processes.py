@@ -36,6 +36,7 @@ def env(tmp_path: Path) -> dict[str, str]:
             "INTERLUDE_DEFAULT_TIMEZONE": "Europe/Berlin",
             "INTERLUDE_POLL_TIMEOUT_SECONDS": "1",
             "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.3",
+            "INTERLUDE_WEB_PORT": str(free_port()),
         }
     )
     return environment
@@ -197,6 +198,7 @@ def test_emulator_bot_and_cli_as_separate_processes(env: dict[str, str], emulato
         replies = cli(env, "replies", "--client", str(invite["client_id"]))
         assert replies[-1]["prompt_key"] == "integration.body-after"
         assert replies[-1]["replies"][0]["text"] == "Warm, heavy shoulders."
+        _dashboard_shows_the_answer(env, therapist["id"], invite["client_id"])
         # Default limits on both sides: the bot paced itself and Telegram never said 429.
         assert control.get("/emulator/stats").json()["rate_limited"] == 0
     finally:
@@ -205,6 +207,26 @@ def test_emulator_bot_and_cli_as_separate_processes(env: dict[str, str], emulato
         output, _ = bot.communicate(timeout=20)
     assert bot.returncode == 0, output
     assert "Warm, heavy shoulders" not in output  # no client text in the bot's log
+
+
+def _dashboard_shows_the_answer(env: dict[str, str], therapist_id: int, client_id: int) -> None:
+    """The bot's process serves the dashboard: a printed sign-in link opens it, the answer is on
+    the client's page, and the admin's audit log shows who read what."""
+    import re
+
+    url = cli(env, "login-link", str(therapist_id))["url"]
+    assert url.startswith(f"http://127.0.0.1:{env['INTERLUDE_WEB_PORT']}/login/")
+    with httpx.Client(timeout=10) as browser:
+        page = wait_until(lambda: browser.get(url))
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert csrf is not None
+        signed = browser.post(url, data={"csrf": csrf.group(1)}, follow_redirects=True)
+        assert signed.status_code == 200
+        assert "Sam" in signed.text
+        record = browser.get(url.split("/login/")[0] + f"/clients/{client_id}")
+        assert "Warm, heavy shoulders." in record.text
+    actions = {(row["action"], row["channel"]) for row in cli(env, "audit")}
+    assert {("viewed_replies", "cli"), ("viewed_client", "web")} <= actions
 
 
 def _quiet_hours_elsewhere() -> str:

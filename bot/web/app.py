@@ -1,0 +1,191 @@
+"""The dashboard and its JSON API: one ASGI app, served by the bot's own process (review path).
+
+Pages and API routes call the same services as the therapist commands in Telegram. Every route
+goes through three gates, in this order: the signed session cookie (SessionMiddleware), the CSRF
+check for anything that may change data (an app-wide dependency, so a new route is covered
+without remembering to), and `signed_in` for everything but the sign-in pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.engine import Database
+from bot.db.models import Therapist
+from bot.library import Library
+from bot.scheduling.planner import Planner
+from bot.services.onboarding import OnboardingError
+from bot.services.practice import NotFound
+from bot.web.security import CsrfRefused, SignedIn, SignInRequired, check_csrf, end_session
+
+STATIC_DIR = Path(__file__).parent / "static"
+SESSION_COOKIE = "interlude_session"
+SESSION_MAX_AGE = 12 * 3600  # a session ends after this long, however busy
+
+
+@dataclass
+class DemoInfo:
+    """What the demo page needs: the emulator's chat page and the demo therapist."""
+
+    chat_url: str
+    therapist_id: int
+    invites: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class WebContext:
+    db: Database
+    library: Library
+    clock: Clock
+    settings: Settings
+    secret_key: str
+    planner: Planner | None = None  # plans a changed schedule at once, when the bot runs here
+    bot_username: str | None = None
+    demo: DemoInfo | None = None
+
+    async def replan(self, client_id: int) -> None:
+        if self.planner is not None:
+            await self.planner.plan([client_id])
+
+
+def context(request: Request) -> WebContext:
+    web: WebContext = request.app.state.web
+    return web
+
+
+async def signed_in(request: Request) -> SignedIn:
+    """The signed-in therapist, or SignInRequired (idle too long, signed out everywhere)."""
+    web = context(request)
+    session = request.session
+    therapist_id, seen = session.get("therapist"), session.get("seen")
+    if not isinstance(therapist_id, int) or not isinstance(seen, int | float):
+        raise SignInRequired()
+    now = web.clock.now().timestamp()
+    since = session.get("since", seen)
+    if now - seen > web.settings.web_idle_minutes * 60 or now - since > SESSION_MAX_AGE:
+        end_session(request)
+        raise SignInRequired()
+    async with web.db.transaction() as db_session:
+        therapist = await db_session.get(Therapist, therapist_id)
+        if therapist is None or therapist.session_epoch != session.get("epoch"):
+            end_session(request)
+            raise SignInRequired()
+        name = therapist.display_name
+    session["seen"] = now
+    channel = "api" if request.url.path.startswith("/api/") else "web"
+    return SignedIn(therapist_id, name, channel)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(web: WebContext) -> FastAPI:
+    from bot.web.routes import account, api, clients, demo, library, schedule, signin
+
+    app = FastAPI(
+        title="Interlude practice API",
+        version="1",
+        description=(
+            "A therapist's clients, their answers, check-in trends and schedules, for a "
+            "practice's own tools. Sign in as in the dashboard (a one-time link from /dashboard "
+            "in Telegram or `interlude login-link`), keep the session cookie, and send the "
+            "CSRF token from GET /api/session in an X-CSRF-Token header with every change."
+        ),
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+        dependencies=[Depends(check_csrf)],
+    )
+    app.state.web = web
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _error: SignInRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "sign in first"}, status_code=401)
+        return RedirectResponse("/signin", status_code=303)
+
+    @app.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, _error: CsrfRefused) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "missing or wrong CSRF token"}, status_code=403)
+        from bot.web.rendering import page
+        return page(request, "error.html", None, status_code=403, title="This form has expired",
+                    message="Please go back, reload the page and try again.")
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, _error: NotFound) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        from bot.web.rendering import page
+        return page(request, "error.html", None, status_code=404, title="Not found",
+                    message="There is nothing here, or it is not one of your clients.")
+
+    @app.exception_handler(OnboardingError)
+    async def _refused(request: Request, error: OnboardingError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": str(error)}, status_code=400)
+        from bot.web.rendering import page
+        return page(request, "error.html", None, status_code=400, title="That did not work",
+                    message=str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        # The standard answer echoes the input back; this one names the fields only.
+        fields = sorted({".".join(str(p) for p in e["loc"][1:]) for e in error.errors()})
+        if _wants_json(request):
+            return JSONResponse({"detail": "invalid request", "fields": fields}, status_code=422)
+        from bot.web.rendering import page
+        return page(request, "error.html", None, status_code=422, title="Please check the form",
+                    message="Something in the form is missing or not valid: " + ", ".join(fields))
+
+    for module in (signin, clients, schedule, library, account, api, demo):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    https = web.settings.web_url.startswith("https://")
+    app.add_middleware(SessionMiddleware, secret_key=web.secret_key,
+                       session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,
+                       same_site="lax", https_only=https)
+    app.add_middleware(SecurityHeaders, frame_sources=web.demo.chat_url if web.demo else "")
+    return app
+
+
+class SecurityHeaders:
+    """Headers on every answer: no caching of client data, no framing by other sites, no
+    referrer (sign-in links carry their token in the path), and only our own scripts."""
+
+    def __init__(self, app: ASGIApp, frame_sources: str = "") -> None:
+        self.app = app
+        frames = f" frame-src 'self' {frame_sources};" if frame_sources else ""
+        self.headers = [
+            (b"cache-control", b"no-store"),
+            (b"x-frame-options", b"SAMEORIGIN"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"content-security-policy",
+             ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+              f" media-src 'self';{frames} frame-ancestors 'self'; form-action 'self'").encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + self.headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+

@@ -1,0 +1,139 @@
+"""Trend charts as inline SVG, drawn on the server: no script, printable, readable by screen
+readers (a title and a description, with the numbers in a table beside each chart).
+
+States are told apart by shape as well as colour: circle grounded, triangle activated,
+square shut down.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from html import escape
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from bot.services.records import CheckInPoint, WeekRate
+
+WIDTH, HEIGHT = 720, 260
+LEFT, RIGHT, TOP, BOTTOM = 44, 16, 16, 40
+STATE_CLASSES = {"grounded": "grounded", "activated": "activated", "shut_down": "shut-down"}
+STATE_NAMES = {"grounded": "grounded", "activated": "activated", "shut_down": "shut down"}
+
+
+def _x(moment: datetime, start: datetime, end: datetime) -> float:
+    span = (end - start).total_seconds() or 1
+    return LEFT + (WIDTH - LEFT - RIGHT) * (moment - start).total_seconds() / span
+
+
+def _y(value: float, top: float = 10) -> float:
+    return TOP + (HEIGHT - TOP - BOTTOM) * (1 - value / top)
+
+
+def _marker(state: str | None, x: float, y: float) -> str:
+    css = STATE_CLASSES.get(state or "", "unknown")
+    if state == "activated":
+        return (f'<polygon class="point {css}" points="{x:.1f},{y - 6:.1f} {x + 6:.1f},{y + 5:.1f} '
+                f'{x - 6:.1f},{y + 5:.1f}"/>')
+    if state == "shut_down":
+        return f'<rect class="point {css}" x="{x - 5:.1f}" y="{y - 5:.1f}" width="10" height="10"/>'
+    return f'<circle class="point {css}" cx="{x:.1f}" cy="{y:.1f}" r="5.5"/>'
+
+
+def _date_axis(start: datetime, end: datetime, zone: ZoneInfo) -> list[str]:
+    parts = []
+    days = max((end - start).days, 1)
+    step = max(days // 6, 1)
+    day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        if day >= start:
+            x = _x(day, start, end)
+            parts.append(f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{HEIGHT - BOTTOM}" '
+                         f'y2="{HEIGHT - BOTTOM + 5}"/>'
+                         f'<text class="axis" x="{x:.1f}" y="{HEIGHT - BOTTOM + 20}" '
+                         f'text-anchor="middle">{day.day} {day:%b}</text>')
+        day = (day + timedelta(days=step) + timedelta(hours=12)).replace(hour=0)
+    return parts
+
+
+def _sessions(sessions: list[datetime], start: datetime, end: datetime) -> list[str]:
+    parts = []
+    for moment in sessions:
+        if start <= moment <= end:
+            x = _x(moment, start, end)
+            parts.append(f'<g class="session"><line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" '
+                         f'y2="{HEIGHT - BOTTOM}"/><text x="{x + 4:.1f}" y="{TOP + 10}">'
+                         'medicine session</text></g>')
+    return parts
+
+
+def checkin_chart(points: list[CheckInPoint], sessions: list[datetime], start: datetime,
+                  end: datetime, zone: ZoneInfo, chart_id: str = "checkins") -> Markup:
+    """Intensity (0-10) over time, each point shaped by state; medicine sessions as lines."""
+    described = [p for p in points if p.intensity is not None or p.state]
+    states = {s: sum(p.state == s for p in described) for s in STATE_NAMES}
+    summary = (f"{len(described)} check-ins from {start:%d %b} to {end:%d %b}: "
+               + ", ".join(f"{n} {STATE_NAMES[s]}" for s, n in states.items()))
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
+             f'<title id="{chart_id}-title">Check-ins: state and intensity</title>',
+             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
+    for level in (0, 5, 10):
+        y = _y(level)
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                     f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{level}</text>')
+    parts += _date_axis(start, end, zone)
+    parts += _sessions(sessions, start, end)
+    line = [p for p in described if p.intensity is not None]
+    if len(line) > 1:
+        path = " ".join(f"{_x(p.at, start, end):.1f},{_y(p.intensity or 0):.1f}" for p in line)
+        parts.append(f'<polyline class="trend" points="{path}"/>')
+    for point in described:
+        y = _y(point.intensity) if point.intensity is not None else _y(0) - 2
+        state = STATE_NAMES.get(point.state or "", "no state")
+        label = f"{point.at.astimezone(zone):%d %b %H:%M}: {state}"
+        if point.intensity is not None:
+            label += f", {point.intensity} of 10"
+        marker = _marker(point.state, _x(point.at, start, end), y)
+        parts.append(f"<g><title>{escape(label)}</title>{marker}</g>")
+    if not described:
+        parts.append(f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
+                     'No check-ins in this period</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every value above is a number or escaped
+
+
+def answer_rate_chart(weeks: list[WeekRate], sessions: list[datetime], start: datetime,
+                      end: datetime, chart_id: str = "answers") -> Markup:
+    """Share of prompts answered, week by week, with the counts on each bar."""
+    answered = sum(w.answered for w in weeks)
+    sent = sum(w.sent for w in weeks)
+    summary = f"{answered} of {sent} prompts answered over {len(weeks)} weeks"
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
+             f'<title id="{chart_id}-title">Answer rate by week</title>',
+             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
+    for level in (0, 50, 100):
+        y = _y(level, 100)
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                     f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{level}%</text>')
+    slot = (WIDTH - LEFT - RIGHT) / max(len(weeks), 1)
+    for index, week in enumerate(weeks):
+        x = LEFT + index * slot + slot * 0.15
+        rate = week.rate
+        label = f"week of {week.week_start:%d %b}"
+        if rate is None:
+            parts.append(f'<text class="axis" x="{x + slot * 0.35:.1f}" y="{_y(0, 100) - 6:.1f}" '
+                         f'text-anchor="middle">–</text>')
+        else:
+            y = _y(rate * 100, 100)
+            parts.append(f'<g><title>{label}: {week.answered} of {week.sent} answered</title>'
+                         f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" '
+                         f'height="{_y(0, 100) - y:.1f}"/></g>'
+                         f'<text class="count" x="{x + slot * 0.35:.1f}" y="{max(y - 6, TOP + 10):.1f}" '
+                         f'text-anchor="middle">{week.answered}/{week.sent}</text>')
+        parts.append(f'<text class="axis" x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 20}" '
+                     f'text-anchor="middle">{week.week_start.day} {week.week_start:%b}</text>')
+    parts += _sessions(sessions, start, start + timedelta(days=7 * max(len(weeks), 1)))
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every value above is a number or escaped
