@@ -8,7 +8,7 @@ import re
 from sqlalchemy import select
 
 from bot.db.models import AuditEntry, Couple, Delivery, Enrolment, PairGroup
-from tests.web.conftest import Practice
+from tests.web.conftest import Practice, csrf_of
 from tests.web.couple_helpers import (
     KEPT,
     SHARED,
@@ -249,3 +249,44 @@ async def test_a_therapist_cannot_link_another_therapists_clients(practice: Prac
     assert "Jules" not in listed
     async with practice.db.transaction() as session:
         assert list(await session.scalars(select(Couple))) == []
+
+
+async def test_the_demo_seeds_a_couple_beside_both_partners_chats(practice: Practice) -> None:
+    """The demo page holds each partner's own chat (chosen by address) and the couple's view,
+    which shows weeks of paired prompts (shared, kept, unanswered, edited after the reveal),
+    both partners' check-ins and the medicine session."""
+    from bot import demo
+    from bot.web.app import DemoInfo, WebContext, create_app
+
+    async with practice.db.transaction() as session:
+        therapist, _invites = await demo.seed(session, practice.clock, practice.settings,
+                                              practice.library)
+    web = WebContext(db=practice.db, library=practice.library, clock=practice.clock,
+                     settings=practice.settings, secret_key="test-secret-key-0123456789",
+                     demo=DemoInfo("http://127.0.0.1:8081", therapist))
+    shown = Practice(practice.db, practice.settings, practice.library, practice.clock, web,
+                     create_app(web))
+    page = (await shown.browser().get("/demo")).text
+    for name, telegram_id in demo.PARTNERS:
+        assert f'src="http://127.0.0.1:8081/?as={telegram_id}" title="{name}\'s chat"' in page
+    couple_id = int(re.search(r'src="/signin\?next=/couples/(\d+)"', page).group(1))  # type: ignore[union-attr]
+    visitor = shown.browser()
+    signin = await visitor.get(f"/signin?next=/couples/{couple_id}")
+    form = {"csrf": csrf_of(signin.text), "next": f"/couples/{couple_id}"}
+    assert (await visitor.post("/demo/signin", data=form)).headers["location"] == \
+        f"/couples/{couple_id}"
+    again = csrf_of((await visitor.get("/signin")).text)  # a new session has a new token
+    elsewhere = await visitor.post("/demo/signin", data={"csrf": again,
+                                                         "next": "//example.org/"})
+    assert elsewhere.headers["location"] == "/clients"  # never off the site
+    view = (await visitor.get(f"/couples/{couple_id}")).text
+    assert view.count('<li class="pair pair-revealed">') == 5
+    assert view.count('<li class="pair pair-expired">') == 1
+    assert view.count("⊘ Kept private") >= 2
+    assert "edited after it was shared" in view
+    assert demo.FIRST_WORDS in view
+    chart = view[view.index('data-chart="couple-checkins"'):view.index("</svg>", view.index(
+        'data-chart="couple-checkins"'))]
+    assert chart.count('class="point partner-a"') >= 12
+    assert chart.count('class="point partner-b"') >= 12
+    assert chart.count('class="session"') == 1
