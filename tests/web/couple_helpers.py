@@ -4,9 +4,10 @@ edited after the reveal), one still waiting for an answer, and check-ins for bot
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
     CheckIn,
@@ -48,12 +49,14 @@ async def linked_couple(practice: Practice, therapist: int, first: str = "Robin"
         return couple.id, a, b
 
 
-async def _answer(session: object, delivery: Delivery, text: str, at: object) -> Reply:
-    delivery.status, delivery.answered_at = DeliveryStatus.ANSWERED, at  # type: ignore[assignment]
+async def answered(session: AsyncSession, delivery: Delivery, text: str,
+                   at: datetime) -> Reply:
+    """The partner's words for their side of a pair, stored as the bot stores an answer."""
+    delivery.status, delivery.answered_at = DeliveryStatus.ANSWERED, at
     reply = Reply(client_id=delivery.client_id, delivery_id=delivery.id, kind=ReplyKind.TEXT,
                   text=text, created_at=at)
-    session.add(reply)  # type: ignore[attr-defined]
-    await session.flush()  # type: ignore[attr-defined]
+    session.add(reply)
+    await session.flush()
     return reply
 
 
@@ -70,9 +73,9 @@ async def couple_history(practice: Practice, therapist: int) -> dict[str, int]:
         for delivery in members:
             delivery.status, delivery.sent_at = DeliveryStatus.SENT, clock.now()
         by_client = {d.client_id: d for d in members}
-        jules_reply = await _answer(session, by_client[jules], SHARED,
+        jules_reply = await answered(session, by_client[jules], SHARED,
                                     clock.now() + timedelta(minutes=30))
-        await _answer(session, by_client[robin], KEPT, clock.now() + timedelta(hours=2))
+        await answered(session, by_client[robin], KEPT, clock.now() + timedelta(hours=2))
         ids["revealed"], ids["shared_reply"] = group.id, jules_reply.id
     clock.advance(hours=2, minutes=5)
     async with practice.db.transaction() as session:
@@ -97,7 +100,7 @@ async def couple_history(practice: Practice, therapist: int) -> dict[str, int]:
         for delivery in members:
             delivery.status, delivery.sent_at = DeliveryStatus.SENT, clock.now()
         robins = next(d for d in members if d.client_id == robin)
-        await _answer(session, robins, WAITING, clock.now() + timedelta(minutes=10))
+        await answered(session, robins, WAITING, clock.now() + timedelta(minutes=10))
         ids["open"] = group.id
         states = [NervousSystemState.GROUNDED, NervousSystemState.ACTIVATED,
                   NervousSystemState.SHUT_DOWN]

@@ -290,3 +290,53 @@ async def test_the_demo_seeds_a_couple_beside_both_partners_chats(practice: Prac
     assert chart.count('class="point partner-a"') >= 12
     assert chart.count('class="point partner-b"') >= 12
     assert chart.count('class="session"') == 1
+
+
+async def test_a_held_pair_and_an_ended_couple_say_what_happened(practice: Practice) -> None:
+    """Crisis language in an answer: the pair is marked held for the therapist, with nothing
+    shown as passed on; after /uncouple the open pair reads cancelled, the couple ended, and
+    no form offers to send them anything."""
+    from bot.db.models import Client
+    from bot.safety.rules import load_rules
+    from bot.safety.screening import Screener
+    from bot.services import couples
+    from tests.conftest import ROOT
+    from tests.web.couple_helpers import answered
+
+    therapist = await practice.therapist()
+    ids = await couple_history(practice, therapist)
+    screener = Screener(load_rules(ROOT / "prompts" / "safety.yaml"))
+    clock = practice.clock
+    async with practice.db.transaction() as session:
+        group = await couples.send_now(session, ids["couple"], "couple.felt-cared-for",
+                                       practice.library, clock, practice.settings)
+        members = list(await session.scalars(select(Delivery).where(
+            Delivery.pair_group_id == group.id)))
+        for delivery, words in zip(members, ("Some days I want to kill myself.",
+                                             "The note on the fridge."), strict=True):
+            delivery.sent_at = clock.now()
+            await answered(session, delivery, words, clock.now())
+        for delivery in members:
+            client = await session.get(Client, delivery.client_id)
+            assert client is not None
+            await couples.choose_share(session, client, delivery.id, True, clock, screener)
+        assert group.state.value == "held"
+    browser = await practice.signed_in(therapist)
+    held = _pair((await browser.get(f"/couples/{ids['couple']}")).text, "The note on the fridge.")
+    assert "Held for you" in held
+    assert "nothing was passed on to either partner" in held
+    assert "Shared with" not in held  # chosen, but never passed on
+    assert held.count("Chose to share; not passed on") == 2
+
+    async with practice.db.transaction() as session:
+        robin = await session.get(Client, ids["robin"])
+        assert robin is not None
+        await couples.uncouple(session, robin, clock)
+    page = (await browser.get(f"/couples/{ids['couple']}")).text
+    assert "Ended" in page
+    cancelled = _pair(page, WAITING)
+    assert "Cancelled" in cancelled
+    assert "when the couple ended; nothing was passed on" in cancelled
+    assert f'action="/couples/{ids["couple"]}/send"' not in page
+    assert f'action="/couples/{ids["couple"]}/enrolments"' not in page
+    assert "(a partner ended pairing)" in (await browser.get("/couples")).text
