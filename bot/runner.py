@@ -105,7 +105,8 @@ async def run_demo(settings: Settings, *, port: int) -> None:
     try:
         therapist_id, links = await seed_demo(settings)
         async with EmulatorControl(emulator.url) as telegram:
-            await telegram.create_user(demo.HISTORY_CLIENT, "en", id=demo.HISTORY_TELEGRAM_ID)
+            for name, telegram_id in demo.EMULATOR_PEOPLE:
+                await telegram.create_user(name, "en", id=telegram_id)
         info = DemoInfo(chat_url=emulator.url, therapist_id=therapist_id, invites=links)
         print(_welcome(emulator.url, links, settings), flush=True)
         await run_bot(settings, api_url=emulator.url, demo=info)

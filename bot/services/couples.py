@@ -726,8 +726,9 @@ async def side_by_side(session: AsyncSession, couple_id: int,
                 "share_chosen": delivery.share_chosen_at is not None,
                 "revealed_at": delivery.revealed_at,
                 "answers": [{
-                    "question": r.question, "kind": r.kind.value, "text": r.text,
-                    "value": r.value, "at": r.created_at, "edited_at": r.edited_at,
+                    "id": r.id, "question": r.question, "kind": r.kind.value, "text": r.text,
+                    "value": r.value, "voice_seconds": r.voice_duration,
+                    "at": r.created_at, "edited_at": r.edited_at,
                     "edited_after_reveal": bool(delivery.revealed_at and r.edited_at
                                                 and r.edited_at > delivery.revealed_at),
                     "earlier_versions": revisions[r.id]} for r in replies]})

@@ -91,7 +91,8 @@ def _wants_json(request: Request) -> bool:
 
 
 def create_app(web: WebContext) -> FastAPI:
-    from bot.web.routes import account, api, clients, demo, library, schedule, signin
+    from bot.services.couples import CoupleError
+    from bot.web.routes import account, api, clients, couples, demo, library, schedule, signin
 
     app = FastAPI(
         title="Interlude practice API",
@@ -130,7 +131,8 @@ def create_app(web: WebContext) -> FastAPI:
                     message="There is nothing here, or it is not one of your clients.")
 
     @app.exception_handler(OnboardingError)
-    async def _refused(request: Request, error: OnboardingError) -> Response:
+    @app.exception_handler(CoupleError)
+    async def _refused(request: Request, error: Exception) -> Response:
         if _wants_json(request):
             return JSONResponse({"detail": str(error)}, status_code=400)
         from bot.web.rendering import page
@@ -147,8 +149,9 @@ def create_app(web: WebContext) -> FastAPI:
         return page(request, "error.html", None, status_code=422, title="Please check the form",
                     message="Something in the form is missing or not valid: " + ", ".join(fields))
 
-    for module in (signin, clients, schedule, library, account, api, demo):
+    for module in (signin, clients, couples, schedule, library, account, api, demo):
         app.include_router(module.router)
+    app.include_router(couples.api_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     https = web.settings.web_url.startswith("https://")

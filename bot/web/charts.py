@@ -137,3 +137,59 @@ def answer_rate_chart(weeks: list[WeekRate], sessions: list[datetime], start: da
     parts += _sessions(sessions, start, start + timedelta(days=7 * max(len(weeks), 1)))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every value above is a number or escaped
+
+
+# A couple's chart: both partners' check-in intensities on one time axis. Partners are told
+# apart by shape, line and colour together: the first a circle on a solid line, the second a
+# diamond on a dashed line (a state is named in each point's title and in the table).
+PARTNER_STYLES = ("partner-a", "partner-b")
+
+
+def _partner_marker(position: int, x: float, y: float, css: str) -> str:
+    if position == 0:
+        return f'<circle class="point {css}" cx="{x:.1f}" cy="{y:.1f}" r="5.5"/>'
+    return (f'<polygon class="point {css}" points="{x:.1f},{y - 7:.1f} {x + 7:.1f},{y:.1f} '
+            f'{x:.1f},{y + 7:.1f} {x - 7:.1f},{y:.1f}"/>')
+
+
+def couple_chart(series: list[tuple[str, list[CheckInPoint]]], sessions: list[datetime],
+                 start: datetime, end: datetime, zone: ZoneInfo,
+                 chart_id: str = "couple-checkins") -> Markup:
+    """Both partners' intensity (0-10) over time, one series each; medicine sessions as lines."""
+    counts = [(name, [p for p in points if p.intensity is not None and start <= p.at <= end])
+              for name, points in series]
+    summary = (f"Check-in intensity from {start:%d %b} to {end:%d %b}: "
+               + "; ".join(f"{name}, {len(points)} check-ins"
+                           + (f", average {sum(p.intensity or 0 for p in points) / len(points):.1f}"
+                              if points else "")
+                           for name, points in counts))
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
+             f'<title id="{chart_id}-title">Both partners\' check-ins: intensity</title>',
+             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
+    for level in (0, 5, 10):
+        y = _y(level)
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                     f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{level}</text>')
+    parts += _date_axis(start, end, zone)
+    parts += _sessions(sessions, start, end)
+    for position, (name, points) in enumerate(counts[:2]):
+        css = PARTNER_STYLES[position]
+        parts.append(f'<g class="series {css}" data-partner="{position}">')
+        if len(points) > 1:
+            path = " ".join(f"{_x(p.at, start, end):.1f},{_y(p.intensity or 0):.1f}"
+                            for p in points)
+            parts.append(f'<polyline class="line {css}" points="{path}"/>')
+        for point in points:
+            state = STATE_NAMES.get(point.state or "", "no state")
+            label = (f"{name}, {point.at.astimezone(zone):%d %b %H:%M}: {point.intensity} of 10, "
+                     f"{state}")
+            marker = _partner_marker(position, _x(point.at, start, end), _y(point.intensity or 0),
+                                     css)
+            parts.append(f"<g><title>{escape(label)}</title>{marker}</g>")
+        parts.append("</g>")
+    if not any(points for _name, points in counts):
+        parts.append(f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
+                     'No check-ins in this period</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every value above is a number or escaped

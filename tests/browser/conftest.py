@@ -106,7 +106,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         async with db.transaction() as session:  # the demo's data, as `make run` seeds it
             therapist_id, invites = await demo.seed(session, clock, settings, library)
         async with EmulatorControl(emulator.url) as telegram:
-            await telegram.create_user(demo.HISTORY_CLIENT, "en", id=demo.HISTORY_TELEGRAM_ID)
+            for name, telegram_id in demo.EMULATOR_PEOPLE:
+                await telegram.create_user(name, "en", id=telegram_id)
         runtime = build_runtime(settings, db, library, clock, api_url=emulator.url)
         await runtime.start(poll=True, jobs=True)
         dashboard = await serve_dashboard(

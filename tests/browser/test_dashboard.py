@@ -233,3 +233,43 @@ def test_the_demo_page_shows_the_chat_beside_the_dashboard(page: Any, live: Live
     assert "Sam" in page.content()
     assert "Alex" in page.content()
     screenshot(page, "00-demo-page")
+
+
+def test_the_couple_page_shows_both_partners_side_by_side(page: Any, live: Live) -> None:
+    """The demo therapist opens the demo couple from the couples list: both partners' check-ins
+    on one chart (circles and diamonds), answers side by side with kept ones marked, and each
+    partner's own chat on the demo page."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{live.url}/demo")
+    jo_chat = page.frame_locator("iframe[title=\"Jo's chat\"]")
+    ari_chat = page.frame_locator("iframe[title=\"Ari's chat\"]")
+    jo_chat.get_by_text("Chatting as Jo").wait_for()
+    ari_chat.get_by_text("Chatting as Ari").wait_for()
+    couple_frame = page.frame_locator('iframe[title="The couple in the dashboard"]')
+    couple_frame.get_by_role("button", name="Sign in as the demo therapist").click()
+    couple_frame.get_by_role("heading", name="Jo & Ari", level=1).wait_for()
+    page.locator("#couple-demo-h").scroll_into_view_if_needed()
+    screenshot(page, "00b-demo-page-couple")
+
+    page.goto(f"{live.url}/couples")
+    page.get_by_role("link", name="Jo & Ari").click()
+    assert page.get_by_role("heading", name="Jo & Ari", level=1).is_visible()
+    chart = page.locator('svg[data-chart="couple-checkins"]')
+    assert chart.locator("circle.point.partner-a").count() >= 12
+    assert chart.locator("polygon.point.partner-b").count() >= 12
+    assert chart.locator(".session").count() == 1
+    box = chart.bounding_box()
+    assert box is not None
+    assert box["width"] > 500
+    first_pair = page.locator("ol.pairs > li").first
+    assert first_pair.get_by_role("region", name="Jo's side").is_visible()
+    assert first_pair.get_by_role("region", name="Ari's side").is_visible()
+    assert page.get_by_text("Kept private, for Jo and you").count() >= 1
+    assert page.get_by_text("edited after it was shared").count() == 1
+    screenshot(page, "12-couple-side-by-side")
+    page.get_by_role("link", name="Jo's record").click()
+    page.get_by_role("link", name="both partners side by side").click()
+    assert page.get_by_role("heading", name="Jo & Ari", level=1).is_visible()
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "12b-couple-on-a-tablet")

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 
 from bot.db.models import Enrolment
 from tests.web.conftest import Practice
+from tests.web.couple_helpers import linked_couple
 from tests.web.helpers import history
 
 # Reachable without a session, and why.
@@ -61,9 +62,12 @@ async def _fixture(practice: Practice) -> tuple[dict[str, str], int, int]:
     async with practice.db.transaction() as session:
         from sqlalchemy import select
         enrolment = await session.scalar(select(Enrolment.id).where(Enrolment.client_id == client))
+    # A's couple: Robin's partner is the second; its pages name both.
+    couple, _robin, _partner = await linked_couple(practice, a, "Robin Pair", "Jules")
     values = {"client_id": str(client), "reply_id": str(ids["voice"]),
               "alert_id": str(ids["alert"]), "enrolment_id": str(enrolment),
-              "delivery_id": str(ids["delivery"]), "key": "checkin.now", "token": "x"}
+              "delivery_id": str(ids["delivery"]), "couple_id": str(couple),
+              "key": "checkin.now", "token": "x"}
     return values, a, b
 
 
@@ -76,7 +80,7 @@ async def test_another_therapists_client_is_refused_on_every_route(practice: Pra
     names therapist A's client, alert, reply or enrolment, and A's data never appears."""
     values, _a, b = await _fixture(practice)
     browser = await practice.signed_in(b)
-    walked = 0
+    walked = couple_routes = 0
     for method, path in routes(practice.app):
         params = set(re.findall(r"\{(\w+)", path))
         if not params or params <= SHARED_PARAMS or path in PUBLIC:
@@ -94,8 +98,11 @@ async def test_another_therapists_client_is_refused_on_every_route(practice: Pra
                                                    "anchor": "2026-03-05T10:00"})
         assert answer.status_code in (403, 404), f"{method} {path}: {answer.status_code}"
         assert "Robin" not in answer.text, f"{method} {path} showed A's client"
+        assert "Jules" not in answer.text, f"{method} {path} showed A's couple"
         walked += 1
+        couple_routes += "{couple_id}" in path
     assert walked >= 15  # the walk reached the client routes, not an empty list
+    assert couple_routes >= 6  # and the couple's page, its forms and its API routes
 
 
 async def test_every_route_but_the_public_ones_needs_a_session(practice: Practice) -> None:

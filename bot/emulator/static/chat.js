@@ -77,12 +77,14 @@
     return state.people.find((person) => person.id === state.personId) || null;
   }
 
-  function choosePerson(personId) {
+  // `remember`: open this person next time too (not when the page's address chose them, so two
+  // chat frames side by side on the demo page each keep their own person).
+  function choosePerson(personId, remember = true) {
     state.personId = personId;
     state.version = null;
     state.replyTo = null;
     state.answersSeen = -1;
-    localStorage.setItem(STORAGE_KEY, String(personId));
+    if (remember) localStorage.setItem(STORAGE_KEY, String(personId));
     const person = currentPerson();
     $("chat-title").textContent = person ? `Chatting as ${person.first_name}` : "Chat";
     $("chat-subtitle").textContent = "Messages go to the bot as if sent from Telegram.";
@@ -92,7 +94,7 @@
     renderPeople();
     renderReplying();
     startPolling();
-    $("composer-text").focus();
+    if (remember) $("composer-text").focus();  // a frame chosen by address leaves focus alone
   }
 
   // The person is gone (the emulator was reset): back to choosing one.
@@ -496,8 +498,13 @@
     }
     // ?start=CODE in the page's own address opens that invite for the chosen person.
     const code = new URLSearchParams(location.search).get("start");
+    // ?as=ID chats as that person (the demo page's frames for each partner of a couple).
+    const chosen = Number(new URLSearchParams(location.search).get("as"));
     const remembered = Number(localStorage.getItem(STORAGE_KEY));
-    if (state.people.some((person) => person.id === remembered)) choosePerson(remembered);
+    if (state.people.some((person) => person.id === chosen)) {
+      document.body.classList.add("pinned");
+      choosePerson(chosen, false);
+    } else if (state.people.some((person) => person.id === remembered)) choosePerson(remembered);
     if (code) {
       $("invite-link").value = code;
       if (state.personId === null) $("person-name").focus();

@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import Alert, Enrolment
 from bot.library.schema import PromptKind
 from bot.services import alerts as alerts_service
-from bot.services import audit, onboarding, practice, records, review, schedules, timezones
+from bot.services import (
+    audit,
+    couple_review,
+    onboarding,
+    practice,
+    records,
+    review,
+    schedules,
+    timezones,
+)
 from bot.services.onboarding import OnboardingError
 from bot.web import charts
 from bot.web.app import WebContext, context, signed_in
@@ -152,6 +161,7 @@ async def client_page(request: Request, user: User, client_id: int, days: int = 
         ended = list(await session.scalars(select(Enrolment).where(
             Enrolment.client_id == client.id, Enrolment.ended_at.is_not(None))
             .order_by(Enrolment.ended_at.desc()).limit(10)))
+        couple_links = await couple_review.couples_of(session, client.id)
     return page(
         request, "client.html", user, client=client, summary=summary, zone=zone, days=days,
         ranges=RANGES, entries=entries, enrolments=enrolments, ended=ended, planned=upcoming,
@@ -161,7 +171,7 @@ async def client_page(request: Request, user: User, client_id: int, days: int = 
         checkin_svg=charts.checkin_chart(trend.checkins, sessions, start, end, zone),
         answers_svg=charts.answer_rate_chart(trend.weeks, sessions, start, end),
         trend=trend, programs=web.library.programs.values(), prompt_groups=_prompt_groups(web),
-        weekdays=("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+        weekdays=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), couple_links=couple_links)
 
 
 @router.get("/clients/{client_id}/voice/{reply_id}")

@@ -26,9 +26,14 @@ REFUSED = {
 }
 
 
+def local_path(value: str) -> str:
+    """A path on this site to go on to after signing in, or nothing (never another site)."""
+    return value if value.startswith("/") and not value.startswith(("//", "/\\")) else ""
+
+
 @router.get("/signin")
-async def signin_page(request: Request) -> Response:
-    return page(request, "signin.html", None)
+async def signin_page(request: Request, next: str = "") -> Response:
+    return page(request, "signin.html", None, next=local_path(next))
 
 
 @router.get("/login/{token}")
