@@ -58,8 +58,10 @@ async def _couple_button(update: Update, context: InterludeContext,
 
 async def _take_press(update: Update, query: CallbackQuery, language: str | None, *,
                       foreign: bool) -> bool:
-    """Answer a press the service has looked at: False when it was not this person's to press;
-    otherwise its buttons come off, so the same choice is not pressed again."""
+    """Answer a press the service has looked at; False when it was not this person's to press.
+
+    Otherwise its buttons come off, so the same choice is not pressed again.
+    """
     if foreign:
         await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
         return False

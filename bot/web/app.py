@@ -65,8 +65,10 @@ class WebContext:
     @asynccontextmanager
     async def own_client(self, user: SignedIn, client_id: int, action: str, *,
                          detail: str | None = None) -> AsyncIterator[tuple[AsyncSession, Client]]:
-        """A transaction with one of the signed-in therapist's own clients (else NotFound),
-        the action written to the audit log: the one way a route reaches a client's data."""
+        """A transaction with one of the signed-in therapist's own clients (else NotFound).
+
+        The action is written to the audit log: the one way a route reaches a client's data.
+        """
         async with self.db.transaction() as session:
             client = await practice.client_for(session, user.actor, client_id, action, self.clock,
                                                detail=detail)
