@@ -16,8 +16,6 @@ quiet hours hold it back; what the person pressing is told is said here, at once
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from sqlalchemy import select
 from telegram import CallbackQuery, Update
 
@@ -283,13 +281,12 @@ async def talk_button(update: Update, context: InterludeContext) -> None:
         outcome = await couples.talk(session, client, group_id, action, services.clock)
     if not await _take_press(update, query, language, foreign=outcome.result == "foreign"):
         return
-    zone = ZoneInfo(outcome.zone)
     if outcome.result == "closed":
         await say(update, context, messages.PAIRING_CLOSED, language=language)
     elif outcome.result == "slots" and not outcome.slots:
         await say(update, context, messages.REPAIR_TALK_NO_SLOTS, language=language)
     elif outcome.result == "slots":
-        rows = [[(slot.astimezone(zone).strftime("%a %d %b, %H:%M"),
+        rows = [[(couples.talk_time(slot, outcome.zone),
                   f"{couples.TALK_BUTTON}:{group_id}:{int(slot.timestamp()) // 60}")]
                 for slot in outcome.slots]
         await say(update, context, messages.REPAIR_TALK_PICK, language=language,
@@ -297,11 +294,11 @@ async def talk_button(update: Update, context: InterludeContext) -> None:
     elif outcome.result == "proposed" and outcome.at is not None:
         await say(update, context, messages.REPAIR_TALK_SENT, language=language,
                   partner=outcome.partner_name,
-                  when=outcome.at.astimezone(zone).strftime("%a %d %b, %H:%M"))
+                  when=couples.talk_time(outcome.at, outcome.zone))
     elif outcome.result == "accepted" and outcome.at is not None:
         await say(update, context, messages.REPAIR_TALK_SET, language=language,
                   partner=outcome.partner_name,
-                  when=outcome.at.astimezone(zone).strftime("%a %d %b, %H:%M"))
+                  when=couples.talk_time(outcome.at, outcome.zone))
     elif outcome.result == "not_that_time":
         await say(update, context, messages.REPAIR_TALK_OTHER_TIME, language=language,
                   partner=outcome.partner_name)

@@ -951,7 +951,7 @@ async def talk(session: AsyncSession, client: Client, group_id: int, action: str
             group.talk_accepted_at = now
             await notice(session, pair.other, render(
                 messages.REPAIR_TALK_SET, pair.other.language_code, partner=client.display_name,
-                when=_when(at, other_zone)), key=_key(couple, "pg", group.id, "talk-set"),
+                when=talk_time(at, other_zone)), key=_key(couple, "pg", group.id, "talk-set"),
                 clock=clock)
             return TalkOutcome("accepted", at=at, partner_name=name, zone=zone)
         group.talk_at, group.talk_proposed_by_client_id = None, None
@@ -972,12 +972,13 @@ async def talk(session: AsyncSession, client: Client, group_id: int, action: str
     language = pair.other.language_code
     await notice(session, pair.other, render(
         messages.REPAIR_TALK_PROPOSED, language, partner=client.display_name,
-        when=_when(at, pair.other.timezone or "UTC")),
+        when=talk_time(at, pair.other.timezone or "UTC")),
         key=_key(couple, "pg", group.id, "talk", int(now.timestamp())), clock=clock,
         buttons=[[(render(messages.REPAIR_TALK_OK, language), f"{TALK_BUTTON}:{group.id}:ok"),
                   (render(messages.REPAIR_TALK_NO, language), f"{TALK_BUTTON}:{group.id}:no")]])
     return TalkOutcome("proposed", at=at, partner_name=name, zone=zone)
 
 
-def _when(moment: datetime, zone: str) -> str:
+def talk_time(moment: datetime, zone: str) -> str:
+    """A repair talk's time as a partner reads it, in their own zone."""
     return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b, %H:%M")
