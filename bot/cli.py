@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SystemClock
 from bot.config import OFFICIAL_API_URL, Settings
@@ -228,6 +229,18 @@ def _anchor(value: str | None) -> datetime | None:
                            "like 2026-12-01T10:00+01:00") from None
 
 
+@contextlib.asynccontextmanager
+async def _couple_transaction(db: Database) -> AsyncIterator[AsyncSession]:
+    """A transaction for a couple command; what the couples service refuses is one plain line."""
+    from bot.services import couples
+
+    try:
+        async with db.transaction() as session:
+            yield session
+    except couples.CoupleError as error:
+        raise CommandError(str(error)) from None
+
+
 def cmd_couple_link(args: argparse.Namespace, settings: Settings) -> None:
     from bot.services import couples
 
@@ -235,15 +248,12 @@ def cmd_couple_link(args: argparse.Namespace, settings: Settings) -> None:
     anchor = _anchor(args.anchor)
 
     async def work(db: Database) -> dict[str, Any]:
-        try:
-            async with db.transaction() as session:
-                couple = await couples.link(session, first=args.first, second=args.second,
-                                            clock=SystemClock(), library=library,
-                                            program=args.program, anchor=anchor)
-                return {"couple_id": couple.id, "clients": [args.first, args.second],
-                        "state": couples.couple_state(couple), "program": args.program}
-        except couples.CoupleError as error:
-            raise CommandError(str(error)) from None
+        async with _couple_transaction(db) as session:
+            couple = await couples.link(session, first=args.first, second=args.second,
+                                        clock=SystemClock(), library=library,
+                                        program=args.program, anchor=anchor)
+            return {"couple_id": couple.id, "clients": [args.first, args.second],
+                    "state": couples.couple_state(couple), "program": args.program}
 
     result = asyncio.run(_with_db(settings, work))
     _print(args, result, f"Couple {result['couple_id']} linked. Each partner is asked in their "
@@ -257,14 +267,11 @@ def cmd_couple_enrol(args: argparse.Namespace, settings: Settings) -> None:
     anchor = _anchor(args.anchor)
 
     async def work(db: Database) -> dict[str, Any]:
-        try:
-            async with db.transaction() as session:
-                enrolment = await couples.enrol(session, args.couple, args.program, library,
-                                                SystemClock(), anchor=anchor)
-                return {"couple_id": args.couple, "enrolment_id": enrolment.id,
-                        "program": args.program}
-        except couples.CoupleError as error:
-            raise CommandError(str(error)) from None
+        async with _couple_transaction(db) as session:
+            enrolment = await couples.enrol(session, args.couple, args.program, library,
+                                            SystemClock(), anchor=anchor)
+            return {"couple_id": args.couple, "enrolment_id": enrolment.id,
+                    "program": args.program}
 
     result = asyncio.run(_with_db(settings, work))
     _print(args, result, f"Couple {args.couple} enrolled in {args.program}.")
@@ -276,14 +283,11 @@ def cmd_couple_send(args: argparse.Namespace, settings: Settings) -> None:
     library = _library(settings)
 
     async def work(db: Database) -> dict[str, Any]:
-        try:
-            async with db.transaction() as session:
-                group = await couples.send_now(session, args.couple, args.prompt, library,
-                                               SystemClock(), settings)
-                return {"couple_id": args.couple, "pair_group_id": group.id,
-                        "expires_at": group.expires_at}
-        except couples.CoupleError as error:
-            raise CommandError(str(error)) from None
+        async with _couple_transaction(db) as session:
+            group = await couples.send_now(session, args.couple, args.prompt, library,
+                                           SystemClock(), settings)
+            return {"couple_id": args.couple, "pair_group_id": group.id,
+                    "expires_at": group.expires_at}
 
     result = asyncio.run(_with_db(settings, work))
     _print(args, result, f"Queued as pair group {result['pair_group_id']} for both partners "
@@ -309,11 +313,8 @@ def cmd_couple_show(args: argparse.Namespace, settings: Settings) -> None:
     from bot.services import couples
 
     async def work(db: Database) -> dict[str, Any]:
-        try:
-            async with db.transaction() as session:
-                return await couples.side_by_side(session, args.couple)
-        except couples.CoupleError as error:
-            raise CommandError(str(error)) from None
+        async with _couple_transaction(db) as session:
+            return await couples.side_by_side(session, args.couple)
 
     view = asyncio.run(_with_db(settings, work))
     names = {p["client_id"]: p["name"] for p in view["partners"]}

@@ -16,14 +16,12 @@ quiet hours hold it back; what the person pressing is told is said here, at once
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from sqlalchemy import select
-from telegram import Update
+from telegram import CallbackQuery, Update
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, Therapist
-from bot.handlers.common import button_press, client_for_update, current_client, say
+from bot.handlers.common import button_press, client_for_update, current_client, drop_keyboard, say
 from bot.handlers.context import InterludeContext
 from bot.handlers.crisis import send_pair_held_alerts
 from bot.handlers.fallback import unknown_command
@@ -37,32 +35,52 @@ from bot.services.couples import (
 )
 
 
-async def _drop_keyboard(update: Update) -> None:
-    query = update.callback_query
-    if query is not None and query.message is not None and getattr(query.message, "reply_markup", None):
-        await query.edit_message_reply_markup(reply_markup=None)
+async def _couple_button(update: Update, context: InterludeContext,
+                         choices: tuple[str, ...] | None = None,
+                         ) -> tuple[CallbackQuery, Client, int, str] | None:
+    """A pressed `prefix:<id>:<choice>` button as (query, client, id, choice).
+
+    None when there is nothing more to do: no client, or data we never send (answered so).
+    """
+    pressed = await button_press(update, context)
+    if pressed is None:
+        return None
+    query, data, client = pressed
+    parts = data.split(":")
+    numbers = parse_ints(parts[1:2])
+    if numbers is None or len(parts) != 3 or (choices is not None and parts[2] not in choices):
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, client.language_code))
+        return None
+    return query, client, numbers[0], parts[2]
+
+
+async def _take_press(update: Update, query: CallbackQuery, language: str | None, *,
+                      foreign: bool) -> bool:
+    """Answer a press the service has looked at; False when it was not this person's to press.
+
+    Otherwise its buttons come off, so the same choice is not pressed again.
+    """
+    if foreign:
+        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        return False
+    await query.answer()
+    await drop_keyboard(update)
+    return True
 
 
 async def pairing_button(update: Update, context: InterludeContext) -> None:
     """A partner agrees to paired prompts (with a usual share choice), or says not now."""
-    pressed = await button_press(update, context)
+    pressed = await _couple_button(update, context)
     if pressed is None:
         return
-    query, data, client = pressed
+    query, client, couple_id, choice = pressed
     services, language = context.services, client.language_code
-    parts = data.split(":")
-    numbers = parse_ints(parts[1:2])
-    if numbers is None or len(parts) != 3:
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
-        return
     async with services.db.transaction() as session:
-        outcome = await couples.answer_pairing(session, client, numbers[0], parts[2],
+        outcome = await couples.answer_pairing(session, client, couple_id, choice,
                                                services.clock, services.library)
-    if outcome.answer is PairingAnswer.FOREIGN:
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+    if not await _take_press(update, query, language,
+                             foreign=outcome.answer is PairingAnswer.FOREIGN):
         return
-    await query.answer()
-    await _drop_keyboard(update)
     said = {
         PairingAnswer.CLOSED: messages.PAIRING_CLOSED,
         PairingAnswer.WAITING: messages.PAIRING_WAITING,
@@ -89,28 +107,22 @@ async def ask_share(update: Update, context: InterludeContext, client: Client,
 
 async def share_button(update: Update, context: InterludeContext) -> None:
     """The author's choice for one paired answer."""
-    pressed = await button_press(update, context)
+    pressed = await _couple_button(update, context, ("0", "1"))
     if pressed is None:
         return
-    query, data, client = pressed
-    services, language = context.services, client.language_code
-    numbers = parse_ints(data.split(":")[1:])
-    if numbers is None or len(numbers) != 2 or numbers[1] not in (0, 1):
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
-        return
+    query, client, delivery_id, choice = pressed
+    services, language, share = context.services, client.language_code, choice == "1"
     async with services.db.transaction() as session:
-        outcome = await couples.choose_share(session, client, numbers[0], bool(numbers[1]),
+        outcome = await couples.choose_share(session, client, delivery_id, share,
                                              services.clock, services.screener)
-    if outcome.answer is ShareAnswer.FOREIGN:
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
-        return
     if outcome.answer is ShareAnswer.SETTLED:
         await query.answer(render(messages.SHARE_SETTLED, language))
-        await _drop_keyboard(update)
+        await drop_keyboard(update)
         return
-    await query.answer()
-    await _drop_keyboard(update)
-    await say(update, context, messages.SHARE_CHOSEN_YES if numbers[1] else messages.SHARE_CHOSEN_NO,
+    if not await _take_press(update, query, language,
+                             foreign=outcome.answer is ShareAnswer.FOREIGN):
+        return
+    await say(update, context, messages.SHARE_CHOSEN_YES if share else messages.SHARE_CHOSEN_NO,
               language=language, partner=outcome.partner_name, therapist=outcome.therapist_name)
     await send_pair_held_alerts(context.bot, services, outcome.alerts)
 
@@ -212,25 +224,18 @@ async def repair(update: Update, context: InterludeContext) -> None:
 
 async def invitation_button(update: Update, context: InterludeContext) -> None:
     """The invited partner joins the exercise, or declines it without penalty."""
-    pressed = await button_press(update, context)
+    pressed = await _couple_button(update, context, ("j", "d"))
     if pressed is None:
         return
-    query, data, client = pressed
+    query, client, group_id, choice = pressed
     services, language = context.services, client.language_code
-    parts = data.split(":")
-    numbers = parse_ints(parts[1:2])
-    if numbers is None or len(parts) != 3 or parts[2] not in ("j", "d"):
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
-        return
     async with services.db.transaction() as session:
-        outcome = await couples.answer_invitation(session, client, numbers[0], parts[2] == "j",
+        outcome = await couples.answer_invitation(session, client, group_id, choice == "j",
                                                   services.clock, services.library,
                                                   services.settings)
-    if outcome.result is couples.Repair.FOREIGN:
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+    if not await _take_press(update, query, language,
+                             foreign=outcome.result is couples.Repair.FOREIGN):
         return
-    await query.answer()
-    await _drop_keyboard(update)
     if outcome.result is couples.Repair.CLOSED:
         await say(update, context, messages.PAIRING_CLOSED, language=language)
     elif outcome.result is couples.Repair.DECLINED:
@@ -241,27 +246,20 @@ async def invitation_button(update: Update, context: InterludeContext) -> None:
 
 async def step_button(update: Update, context: InterludeContext) -> None:
     """Pause here, or a grounding moment from the library, at any step of a paired exercise."""
-    pressed = await button_press(update, context)
+    pressed = await _couple_button(update, context, ("p", "g"))
     if pressed is None:
         return
-    query, data, client = pressed
+    query, client, delivery_id, choice = pressed
     services, language = context.services, client.language_code
-    parts = data.split(":")
-    numbers = parse_ints(parts[1:2])
-    if numbers is None or len(parts) != 3 or parts[2] not in ("p", "g"):
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
-        return
     async with services.db.transaction() as session:
-        outcome = await couples.exercise_step(session, client, numbers[0])
-    if outcome.result is couples.Repair.FOREIGN:
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        outcome = await couples.exercise_step(session, client, delivery_id)
+    if not await _take_press(update, query, language,
+                             foreign=outcome.result is couples.Repair.FOREIGN):
         return
-    await query.answer()
-    await _drop_keyboard(update)
     if outcome.result is couples.Repair.CLOSED:
         await say(update, context, messages.PROMPT_CLOSED, language=language)
         return
-    if parts[2] == "p":
+    if choice == "p":
         await say(update, context, messages.REPAIR_PAUSED, language=language)
         return
     exercise = services.library.prompts.get(services.settings.grounding_prompt_activated)
@@ -274,42 +272,33 @@ async def step_button(update: Update, context: InterludeContext) -> None:
 
 async def talk_button(update: Update, context: InterludeContext) -> None:
     """After both finished: offer times for a 20-minute talk, propose one, accept or decline it."""
-    pressed = await button_press(update, context)
+    pressed = await _couple_button(update, context)
     if pressed is None:
         return
-    query, data, client = pressed
+    query, client, group_id, action = pressed
     services, language = context.services, client.language_code
-    parts = data.split(":")
-    numbers = parse_ints(parts[1:2])
-    if numbers is None or len(parts) != 3:
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
-        return
     async with services.db.transaction() as session:
-        outcome = await couples.talk(session, client, numbers[0], parts[2], services.clock)
-    if outcome.result == "foreign":
-        await query.answer(render(messages.BUTTON_NOT_FOR_YOU, language))
+        outcome = await couples.talk(session, client, group_id, action, services.clock)
+    if not await _take_press(update, query, language, foreign=outcome.result == "foreign"):
         return
-    await query.answer()
-    await _drop_keyboard(update)
-    zone = ZoneInfo(outcome.zone)
     if outcome.result == "closed":
         await say(update, context, messages.PAIRING_CLOSED, language=language)
     elif outcome.result == "slots" and not outcome.slots:
         await say(update, context, messages.REPAIR_TALK_NO_SLOTS, language=language)
     elif outcome.result == "slots":
-        rows = [[(slot.astimezone(zone).strftime("%a %d %b, %H:%M"),
-                  f"{couples.TALK_BUTTON}:{numbers[0]}:{int(slot.timestamp()) // 60}")]
+        rows = [[(couples.talk_time(slot, outcome.zone),
+                  f"{couples.TALK_BUTTON}:{group_id}:{int(slot.timestamp()) // 60}")]
                 for slot in outcome.slots]
         await say(update, context, messages.REPAIR_TALK_PICK, language=language,
                   partner=outcome.partner_name, keyboard=buttons(*rows))
     elif outcome.result == "proposed" and outcome.at is not None:
         await say(update, context, messages.REPAIR_TALK_SENT, language=language,
                   partner=outcome.partner_name,
-                  when=outcome.at.astimezone(zone).strftime("%a %d %b, %H:%M"))
+                  when=couples.talk_time(outcome.at, outcome.zone))
     elif outcome.result == "accepted" and outcome.at is not None:
         await say(update, context, messages.REPAIR_TALK_SET, language=language,
                   partner=outcome.partner_name,
-                  when=outcome.at.astimezone(zone).strftime("%a %d %b, %H:%M"))
+                  when=couples.talk_time(outcome.at, outcome.zone))
     elif outcome.result == "not_that_time":
         await say(update, context, messages.REPAIR_TALK_OTHER_TIME, language=language,
                   partner=outcome.partner_name)

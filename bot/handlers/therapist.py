@@ -10,11 +10,13 @@ is limited to the therapist's own clients and written to the audit log (channel 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
@@ -75,6 +77,17 @@ def for_therapists(therapist_handler: Callable[[Update, InterludeContext, Therap
 
 def _actor(therapist: Therapist) -> Actor:
     return Actor(therapist.id, "telegram")
+
+
+@asynccontextmanager
+async def _own_client(context: InterludeContext, therapist: Therapist, client_id: int, action: str,
+                      *, detail: str | None = None) -> AsyncIterator[tuple[AsyncSession, Client]]:
+    """A transaction with one of the therapist's own clients, the action written to the audit log."""
+    services = context.services
+    async with services.db.transaction() as session:
+        person = await practice.client_for(session, _actor(therapist), client_id, action,
+                                           services.clock, detail=detail)
+        yield session, person
 
 
 def _text(update: Update) -> str:
@@ -152,9 +165,8 @@ async def _client(update: Update, context: InterludeContext, therapist: Therapis
         return
     services = context.services
     now = services.clock.now()
-    async with services.db.transaction() as session:
-        person = await practice.client_for(session, _actor(therapist), found.id, "viewed_client",
-                                           services.clock, detail=f"last {RECENT_DAYS} days")
+    async with _own_client(context, therapist, found.id, "viewed_client",
+                           detail=f"last {RECENT_DAYS} days") as (session, person):
         row = next(r for r in await practice.summaries(session, therapist.id, services.library,
                                                        services.clock) if r.id == person.id)
         entries = await records.timeline(session, person.id, start=now - timedelta(days=RECENT_DAYS))
@@ -235,9 +247,8 @@ async def _send_prompt(update: Update, context: InterludeContext, therapist: The
         return
     services = context.services
     try:
-        async with services.db.transaction() as session:
-            person = await practice.client_for(session, _actor(therapist), found.id, "sent_prompt",
-                                               services.clock, detail=key)
+        async with _own_client(context, therapist, found.id, "sent_prompt",
+                               detail=key) as (session, person):
             prompt = schedules.chosen_prompt(services.library, key, None)
             await schedules.send_now(session, person, prompt, services.clock, services.settings)
     except OnboardingError as error:
@@ -262,10 +273,8 @@ async def _pause(update: Update, context: InterludeContext, therapist: Therapist
         return
     services = context.services
     try:
-        async with services.db.transaction() as session:
-            person = await practice.client_for(session, _actor(therapist), found.id, "paused",
-                                               services.clock,
-                                               detail=f"{days} days" if days else "until resumed")
+        async with _own_client(context, therapist, found.id, "paused",
+                               detail=f"{days} days" if days else "until resumed") as (_, person):
             until = schedules.pause(person, days, services.clock)
             zone = schedules.client_zone(person, services.settings)
     except OnboardingError as error:
@@ -288,9 +297,7 @@ async def _resume(update: Update, context: InterludeContext, therapist: Therapis
     if found is None:
         return
     services = context.services
-    async with services.db.transaction() as session:
-        person = await practice.client_for(session, _actor(therapist), found.id, "resumed",
-                                           services.clock)
+    async with _own_client(context, therapist, found.id, "resumed") as (_, person):
         resumed = schedules.resume(person, services.clock)
     await say(update, context, messages.THERAPIST_RESUMED if resumed else messages.THERAPIST_NOT_PAUSED,
               name=found.display_name)

@@ -400,6 +400,24 @@ async def group_deliveries(session: AsyncSession, group_id: int) -> list[Deliver
         Delivery.pair_group_id == group_id).order_by(Delivery.id)))
 
 
+async def _pair_in(session: AsyncSession, group: PairGroup, client_id: int) -> Pair:
+    """The couple behind a pair group, seen from one of its partners."""
+    couple = await session.get(Couple, group.couple_id)
+    assert couple is not None
+    pair = await pair_of(session, couple, client_id)
+    assert pair is not None
+    return pair
+
+
+async def _group_and_pair(session: AsyncSession, delivery: Delivery,
+                          client_id: int) -> tuple[PairGroup, Pair]:
+    """A paired delivery's pair group, and its couple seen from the delivery's own client."""
+    assert delivery.pair_group_id is not None
+    group = await session.get(PairGroup, delivery.pair_group_id)
+    assert group is not None
+    return group, await _pair_in(session, group, client_id)
+
+
 @dataclass(frozen=True)
 class ShareQuestion:
     """What the handler asks after a paired answer: share it with the partner, or keep it."""
@@ -427,10 +445,7 @@ async def after_answer(session: AsyncSession, client: Client, delivery: Delivery
     if not (just_answered and finished(delivery) and delivery.shared is None
             and group.state in OPEN_GROUP_STATES):
         return AfterAnswer(alerts=alerts)
-    couple = await session.get(Couple, group.couple_id)
-    assert couple is not None
-    pair = await pair_of(session, couple, client.id)
-    assert pair is not None
+    pair = await _pair_in(session, group, client.id)
     return AfterAnswer(ShareQuestion(delivery.id, pair.other.display_name,
                                      bool(pair.mine.shares_by_default)), alerts)
 
@@ -455,12 +470,7 @@ async def choose_share(session: AsyncSession, client: Client, delivery_id: int, 
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None or delivery.client_id != client.id or delivery.pair_group_id is None:
         return ShareOutcome(ShareAnswer.FOREIGN)
-    group = await session.get(PairGroup, delivery.pair_group_id)
-    assert group is not None
-    couple = await session.get(Couple, group.couple_id)
-    assert couple is not None
-    pair = await pair_of(session, couple, client.id)
-    assert pair is not None
+    group, pair = await _group_and_pair(session, delivery, client.id)
     names = {"partner_name": pair.other.display_name, "therapist_name": pair.therapist_name}
     if group.state not in OPEN_GROUP_STATES or not finished(delivery):
         return ShareOutcome(ShareAnswer.SETTLED, **names)
@@ -614,12 +624,7 @@ async def edited_after_reveal(session: AsyncSession, client: Client,
     delivery = await session.get(Delivery, reply.delivery_id)
     if delivery is None or delivery.revealed_at is None or delivery.pair_group_id is None:
         return None
-    group = await session.get(PairGroup, delivery.pair_group_id)
-    assert group is not None
-    couple = await session.get(Couple, group.couple_id)
-    assert couple is not None
-    pair = await pair_of(session, couple, client.id)
-    assert pair is not None
+    _, pair = await _group_and_pair(session, delivery, client.id)
     return ShareOutcome(ShareAnswer.CHOSEN, pair.other.display_name, pair.therapist_name)
 
 
@@ -890,12 +895,7 @@ async def exercise_step(session: AsyncSession, client: Client,
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None or delivery.client_id != client.id or delivery.pair_group_id is None:
         return RepairOutcome(Repair.FOREIGN)
-    group = await session.get(PairGroup, delivery.pair_group_id)
-    assert group is not None
-    couple = await session.get(Couple, group.couple_id)
-    assert couple is not None
-    pair = await pair_of(session, couple, client.id)
-    assert pair is not None
+    _, pair = await _group_and_pair(session, delivery, client.id)
     if delivery.closed_at is not None or finished(delivery):
         return _outcome(Repair.CLOSED, pair, delivery)
     return _outcome(Repair.RESUMED, pair, delivery)
@@ -952,7 +952,7 @@ async def talk(session: AsyncSession, client: Client, group_id: int, action: str
             group.talk_accepted_at = now
             await notice(session, pair.other, render(
                 messages.REPAIR_TALK_SET, pair.other.language_code, partner=client.display_name,
-                when=_when(at, other_zone)), key=_key(couple, "pg", group.id, "talk-set"),
+                when=talk_time(at, other_zone)), key=_key(couple, "pg", group.id, "talk-set"),
                 clock=clock)
             return TalkOutcome("accepted", at=at, partner_name=name, zone=zone)
         group.talk_at, group.talk_proposed_by_client_id = None, None
@@ -973,12 +973,13 @@ async def talk(session: AsyncSession, client: Client, group_id: int, action: str
     language = pair.other.language_code
     await notice(session, pair.other, render(
         messages.REPAIR_TALK_PROPOSED, language, partner=client.display_name,
-        when=_when(at, pair.other.timezone or "UTC")),
+        when=talk_time(at, pair.other.timezone or "UTC")),
         key=_key(couple, "pg", group.id, "talk", int(now.timestamp())), clock=clock,
         buttons=[[(render(messages.REPAIR_TALK_OK, language), f"{TALK_BUTTON}:{group.id}:ok"),
                   (render(messages.REPAIR_TALK_NO, language), f"{TALK_BUTTON}:{group.id}:no")]])
     return TalkOutcome("proposed", at=at, partner_name=name, zone=zone)
 
 
-def _when(moment: datetime, zone: str) -> str:
+def talk_time(moment: datetime, zone: str) -> str:
+    """A repair talk's time as a partner reads it, in their own zone."""
     return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b, %H:%M")

@@ -8,22 +8,27 @@ without remembering to), and `signed_in` for everything but the sign-in pages.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.db.models import Therapist
+from bot.db.models import Client, Therapist
 from bot.library import Library
 from bot.scheduling.planner import Planner
+from bot.services import practice
 from bot.services.onboarding import OnboardingError
 from bot.services.practice import NotFound
 from bot.web.security import CsrfRefused, SignedIn, SignInRequired, check_csrf, end_session
@@ -56,6 +61,18 @@ class WebContext:
     async def replan(self, client_id: int) -> None:
         if self.planner is not None:
             await self.planner.plan([client_id])
+
+    @asynccontextmanager
+    async def own_client(self, user: SignedIn, client_id: int, action: str, *,
+                         detail: str | None = None) -> AsyncIterator[tuple[AsyncSession, Client]]:
+        """A transaction with one of the signed-in therapist's own clients (else NotFound).
+
+        The action is written to the audit log: the one way a route reaches a client's data.
+        """
+        async with self.db.transaction() as session:
+            client = await practice.client_for(session, user.actor, client_id, action, self.clock,
+                                               detail=detail)
+            yield session, client
 
 
 def context(request: Request) -> WebContext:
@@ -90,6 +107,15 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def _refusal(request: Request, status_code: int, body: dict[str, Any], *, title: str,
+             message: str) -> Response:
+    """The same refusal as JSON for the API and as a page for the dashboard."""
+    if _wants_json(request):
+        return JSONResponse(body, status_code=status_code)
+    from bot.web.rendering import page
+    return page(request, "error.html", None, status_code=status_code, title=title, message=message)
+
+
 def create_app(web: WebContext) -> FastAPI:
     from bot.services.couples import CoupleError
     from bot.web.routes import account, api, clients, couples, demo, library, schedule, signin
@@ -116,38 +142,28 @@ def create_app(web: WebContext) -> FastAPI:
 
     @app.exception_handler(CsrfRefused)
     async def _csrf(request: Request, _error: CsrfRefused) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"detail": "missing or wrong CSRF token"}, status_code=403)
-        from bot.web.rendering import page
-        return page(request, "error.html", None, status_code=403, title="This form has expired",
-                    message="Please go back, reload the page and try again.")
+        return _refusal(request, 403, {"detail": "missing or wrong CSRF token"},
+                        title="This form has expired",
+                        message="Please go back, reload the page and try again.")
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, _error: NotFound) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"detail": "not found"}, status_code=404)
-        from bot.web.rendering import page
-        return page(request, "error.html", None, status_code=404, title="Not found",
-                    message="There is nothing here, or it is not one of your clients.")
+        return _refusal(request, 404, {"detail": "not found"}, title="Not found",
+                        message="There is nothing here, or it is not one of your clients.")
 
     @app.exception_handler(OnboardingError)
     @app.exception_handler(CoupleError)
     async def _refused(request: Request, error: Exception) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"detail": str(error)}, status_code=400)
-        from bot.web.rendering import page
-        return page(request, "error.html", None, status_code=400, title="That did not work",
-                    message=str(error))
+        return _refusal(request, 400, {"detail": str(error)}, title="That did not work",
+                        message=str(error))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> Response:
         # The standard answer echoes the input back; this one names the fields only.
         fields = sorted({".".join(str(p) for p in e["loc"][1:]) for e in error.errors()})
-        if _wants_json(request):
-            return JSONResponse({"detail": "invalid request", "fields": fields}, status_code=422)
-        from bot.web.rendering import page
-        return page(request, "error.html", None, status_code=422, title="Please check the form",
-                    message="Something in the form is missing or not valid: " + ", ".join(fields))
+        return _refusal(request, 422, {"detail": "invalid request", "fields": fields},
+                        title="Please check the form",
+                        message="Something in the form is missing or not valid: " + ", ".join(fields))
 
     for module in (signin, clients, couples, schedule, library, account, api, demo):
         app.include_router(module.router)

@@ -52,6 +52,15 @@ def joined_client(live: Live, therapist_id: int, name: str, **invite: Any) -> in
     return live.run(work())
 
 
+def invite_on_dashboard(page: Any, name: str) -> str:
+    """Create an invite from the dashboard's Invite page; returns the invite link it shows."""
+    page.get_by_role("link", name="Invite", exact=True).click()
+    page.get_by_label("Name or initials").fill(name)
+    page.get_by_label("Their time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Create the invite").click()
+    return str(page.get_by_label("Invite link").input_value())
+
+
 def test_sign_in_by_link_and_a_used_or_expired_link_is_refused(page: Any, live: Live) -> None:
     """The link signs in once; opened again it is refused; a link older than ten minutes too."""
     therapist = live.therapist("Dr Sign-in")
@@ -83,12 +92,8 @@ def test_invite_enrol_and_see_the_next_planned_prompts(page: Any, live: Live) ->
     """Invite a client (link and QR code), preview a program's next ten prompts, and save it."""
     therapist = live.therapist("Dr Planner")
     sign_in(page, live, therapist)
-    page.get_by_role("link", name="Invite", exact=True).click()
-    page.get_by_label("Name or initials").fill("Jules")
-    page.get_by_label("Their time zone").fill("Europe/Berlin")
-    page.get_by_role("button", name="Create the invite").click()
+    assert "https://t.me/" in invite_on_dashboard(page, "Jules")
     assert page.locator(".qr svg").is_visible()
-    assert "https://t.me/" in page.get_by_label("Invite link").input_value()
     screenshot(page, "03-invite-with-qr-code")
 
     client_id = joined_client(live, therapist, "Rae")
@@ -112,11 +117,7 @@ def test_a_reply_typed_in_the_chat_appears_in_the_timeline(page: Any, live: Live
     client types an answer in the chat, and the answer is in the dashboard's timeline."""
     therapist = live.therapist("Dr Chat")
     sign_in(page, live, therapist)
-    page.get_by_role("link", name="Invite", exact=True).click()
-    page.get_by_label("Name or initials").fill("Mika")
-    page.get_by_label("Their time zone").fill("Europe/Berlin")
-    page.get_by_role("button", name="Create the invite").click()
-    link = page.get_by_label("Invite link").input_value()
+    link = invite_on_dashboard(page, "Mika")
 
     chat = page.context.new_page()
     chat.goto(live.emulator.url + "/")

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
+
 from bot.db.models import LoginLink
 from bot.services import signin
 from tests.web.conftest import Practice, csrf_of
+
+
+async def refused_link(http: httpx.AsyncClient, token: str, why: str) -> None:
+    """The link's page says why it no longer works, pressing it anyway fails, and no one is signed in."""
+    page = await http.get(f"/login/{token}")
+    assert page.status_code == 410
+    assert why in page.text
+    answer = await http.post(f"/login/{token}", data={"csrf": csrf_of(page.text)})
+    assert answer.status_code == 410
+    assert (await http.get("/clients")).status_code == 303
 
 
 async def test_a_link_signs_in_once_and_only_its_hash_is_stored(practice: Practice) -> None:
@@ -25,13 +37,7 @@ async def test_a_link_signs_in_once_and_only_its_hash_is_stored(practice: Practi
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
 
-    again = practice.browser()
-    reused = await again.get(f"/login/{token}")
-    assert reused.status_code == 410
-    assert "already been used" in reused.text
-    forced = await again.post(f"/login/{token}", data={"csrf": csrf_of(reused.text)})
-    assert forced.status_code == 410
-    assert (await again.get("/clients")).status_code == 303
+    await refused_link(practice.browser(), token, "already been used")
     async with practice.db.transaction() as session:
         from sqlalchemy import select
         stored = list(await session.scalars(select(LoginLink.token_hash)))
@@ -44,13 +50,7 @@ async def test_an_expired_link_is_refused(practice: Practice) -> None:
     therapist = await practice.therapist()
     token = await practice.login_token(therapist)
     practice.clock.advance(minutes=10, seconds=1)
-    http = practice.browser()
-    page = await http.get(f"/login/{token}")
-    assert page.status_code == 410
-    assert "expired" in page.text
-    answer = await http.post(f"/login/{token}", data={"csrf": csrf_of(page.text)})
-    assert answer.status_code == 410
-    assert (await http.get("/clients")).status_code == 303
+    await refused_link(practice.browser(), token, "expired")
 
 
 async def test_a_session_ends_after_the_idle_time_but_not_while_used(practice: Practice) -> None:

@@ -143,9 +143,7 @@ async def invite(request: Request, user: User, body: Invite) -> InviteOut:
 @router.get("/clients/{client_id}", response_model=ClientDetail, summary="One client")
 async def client_detail(request: Request, user: User, client_id: int) -> dict[str, Any]:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "viewed_client",
-                                           web.clock)
+    async with web.own_client(user, client_id, "viewed_client") as (session, client):
         row = next(r for r in await practice.summaries(
             session, user.therapist_id, web.library, web.clock) if r.id == client.id)
         enrolments = await schedules.active_enrolments(session, client.id, web.clock.now())
@@ -163,8 +161,7 @@ async def timeline(request: Request, user: User, client_id: int,
                    end: Annotated[datetime | None, Query(alias="to")] = None) -> list[dict[str, Any]]:
     """Newest first; each prompt with the words it was sent with, check-ins and answers."""
     web = context(request)
-    async with web.db.transaction() as session:
-        await practice.client_for(session, user.actor, client_id, "viewed_timeline", web.clock)
+    async with web.own_client(user, client_id, "viewed_timeline") as (session, _):
         entries = await records.timeline(session, client_id, start=start, end=end)
     return [e.as_json() for e in entries]
 
@@ -174,8 +171,7 @@ async def trends(request: Request, user: User, client_id: int,
                  days: Annotated[int, Query(ge=1, le=366)] = 28) -> dict[str, Any]:
     web = context(request)
     end = web.clock.now() + timedelta(minutes=1)
-    async with web.db.transaction() as session:
-        await practice.client_for(session, user.actor, client_id, "viewed_trends", web.clock)
+    async with web.own_client(user, client_id, "viewed_trends") as (session, _):
         sessions = await schedules.medicine_sessions(session, client_id)
         found = await records.trends(session, client_id, end - timedelta(days=days), end, sessions)
     return found.as_json()
@@ -185,9 +181,7 @@ async def trends(request: Request, user: User, client_id: int,
 async def upcoming(request: Request, user: User, client_id: int,
                    limit: Annotated[int, Query(ge=1, le=50)] = 10) -> list[dict[str, Any]]:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "viewed_schedule",
-                                           web.clock)
+    async with web.own_client(user, client_id, "viewed_schedule") as (session, client):
         planned = await schedules.upcoming(session, client, web.library, web.clock, web.settings,
                                            limit=limit)
     return [p.as_json() for p in planned]
@@ -197,9 +191,7 @@ async def upcoming(request: Request, user: User, client_id: int,
              summary="Enrol the client in a program")
 async def enrol(request: Request, user: User, client_id: int, body: Enrol) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "enrolled", web.clock,
-                                           detail=body.program)
+    async with web.own_client(user, client_id, "enrolled", detail=body.program) as (session, client):
         enrolment = await schedules.enrol(session, client, body.program, web.library, web.clock,
                                           body.anchor)
     await web.replan(client_id)
@@ -210,9 +202,8 @@ async def enrol(request: Request, user: User, client_id: int, body: Enrol) -> Do
                summary="End a program")
 async def end_enrolment(request: Request, user: User, client_id: int, enrolment_id: int) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "ended_program",
-                                           web.clock, detail=f"enrolment {enrolment_id}")
+    async with web.own_client(user, client_id, "ended_program",
+                              detail=f"enrolment {enrolment_id}") as (session, client):
         await schedules.end_enrolment(session, client, enrolment_id, web.clock)
     return Done(id=enrolment_id)
 
@@ -221,9 +212,8 @@ async def end_enrolment(request: Request, user: User, client_id: int, enrolment_
              summary="Send a prompt now (quiet hours still apply)")
 async def send_now(request: Request, user: User, client_id: int, body: PromptChoice) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "sent_prompt",
-                                           web.clock, detail=body.prompt_key or "personal")
+    async with web.own_client(user, client_id, "sent_prompt",
+                              detail=body.prompt_key or "personal") as (session, client):
         prompt = schedules.chosen_prompt(web.library, body.prompt_key, body.text)
         delivery = await schedules.send_now(session, client, prompt, web.clock, web.settings)
     return Done(id=delivery.id)
@@ -233,9 +223,8 @@ async def send_now(request: Request, user: User, client_id: int, body: PromptCho
              summary="Add a recurring prompt for this client")
 async def recurring(request: Request, user: User, client_id: int, body: Recurring) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "added_custom_prompt",
-                                           web.clock, detail=body.prompt_key or "personal")
+    async with web.own_client(user, client_id, "added_custom_prompt",
+                              detail=body.prompt_key or "personal") as (session, client):
         prompt = schedules.chosen_prompt(web.library, body.prompt_key, body.text)
         enrolment = await schedules.add_custom(session, client, prompt, body.at, body.days,
                                                web.clock, weeks=body.weeks)
@@ -246,9 +235,8 @@ async def recurring(request: Request, user: User, client_id: int, body: Recurrin
 @router.post("/clients/{client_id}/pause", response_model=Done, summary="Pause prompts")
 async def pause(request: Request, user: User, client_id: int, body: Pause) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "paused", web.clock,
-                                           detail=f"{body.days} days" if body.days else "until resumed")
+    detail = f"{body.days} days" if body.days else "until resumed"
+    async with web.own_client(user, client_id, "paused", detail=detail) as (_, client):
         schedules.pause(client, body.days, web.clock)
     return Done(id=client_id)
 
@@ -256,8 +244,7 @@ async def pause(request: Request, user: User, client_id: int, body: Pause) -> Do
 @router.post("/clients/{client_id}/resume", response_model=Done, summary="Resume prompts")
 async def resume(request: Request, user: User, client_id: int) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "resumed", web.clock)
+    async with web.own_client(user, client_id, "resumed") as (_, client):
         schedules.resume(client, web.clock)
     return Done(id=client_id)
 
@@ -269,9 +256,7 @@ async def medicine_session(request: Request, user: User, client_id: int,
     web = context(request)
     if body.at.tzinfo is None:
         raise OnboardingError("the medicine session needs its UTC offset")
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id,
-                                           "recorded_medicine_session", web.clock)
+    async with web.own_client(user, client_id, "recorded_medicine_session") as (session, client):
         moved = await schedules.record_medicine_session(
             session, client, body.at, web.library, web.clock, therapist_id=user.therapist_id,
             reanchor=body.reanchor)
@@ -284,10 +269,8 @@ async def medicine_session(request: Request, user: User, client_id: int,
              summary="The client's own check-in alert thresholds")
 async def thresholds(request: Request, user: User, client_id: int, body: Thresholds) -> Done:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "changed_thresholds",
-                                           web.clock,
-                                           detail=f"intensity {body.intensity}, days {body.shutdown_days}")
+    detail = f"intensity {body.intensity}, days {body.shutdown_days}"
+    async with web.own_client(user, client_id, "changed_thresholds", detail=detail) as (_, client):
         alerts.set_thresholds(client, body.intensity, body.shutdown_days)
     return Done(id=client_id)
 

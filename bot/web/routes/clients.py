@@ -123,9 +123,7 @@ async def invite(request: Request, user: User, name: Annotated[str, Form()],
 @router.post("/clients/{client_id}/invite")
 async def new_invite(request: Request, user: User, client_id: int) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "new_invite_link",
-                                           web.clock)
+    async with web.own_client(user, client_id, "new_invite_link") as (session, client):
         token = await schedules.reissue_invite(session, client, web.clock, web.settings)
         link = review.deep_link(await bot_username(web, session), token)
         name = client.display_name
@@ -143,9 +141,8 @@ def _range(web: WebContext, days: int) -> tuple[datetime, datetime, int]:
 async def client_page(request: Request, user: User, client_id: int, days: int = 28) -> Response:
     web = context(request)
     start, end, days = _range(web, days)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "viewed_client",
-                                           web.clock, detail=f"last {days} days")
+    async with web.own_client(user, client_id, "viewed_client",
+                              detail=f"last {days} days") as (session, client):
         zone = schedules.client_zone(client, web.settings)
         summary = next(r for r in await practice.summaries(
             session, user.therapist_id, web.library, web.clock) if r.id == client.id)
@@ -177,9 +174,8 @@ async def client_page(request: Request, user: User, client_id: int, days: int = 
 @router.get("/clients/{client_id}/voice/{reply_id}")
 async def voice(request: Request, user: User, client_id: int, reply_id: int) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        await practice.client_for(session, user.actor, client_id, "played_voice_note", web.clock,
-                                  detail=f"reply {reply_id}")
+    async with web.own_client(user, client_id, "played_voice_note",
+                              detail=f"reply {reply_id}") as (session, _):
         note = await records.voice_note(session, client_id, reply_id)
     if note is None:
         raise practice.NotFound("no such voice note")
@@ -204,9 +200,7 @@ async def export_csv(request: Request, user: User, client_id: int, start: str = 
                      end: str = "") -> Response:
     web = context(request)
     begin, until = _export_range(web, start, end)
-    async with web.db.transaction() as session:
-        await practice.client_for(session, user.actor, client_id, "exported", web.clock,
-                                  detail="csv")
+    async with web.own_client(user, client_id, "exported", detail="csv") as (session, _):
         entries = await records.timeline(session, client_id, start=begin, end=until)
     return Response(records.export_csv(entries), media_type="text/csv; charset=utf-8", headers={
         "content-disposition": f'attachment; filename="client-{client_id}-replies.csv"'})
@@ -217,9 +211,7 @@ async def export_json(request: Request, user: User, client_id: int, start: str =
                       end: str = "") -> Response:
     web = context(request)
     begin, until = _export_range(web, start, end)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "exported", web.clock,
-                                           detail="json")
+    async with web.own_client(user, client_id, "exported", detail="json") as (session, client):
         entries = await records.timeline(session, client_id, start=begin, end=until)
         body = {"client": {"id": client.id, "name": client.display_name,
                            "timezone": client.timezone},
@@ -241,9 +233,8 @@ async def summary_print(request: Request, user: User, client_id: int, start: str
     begin = begin or until - timedelta(days=28)
     if begin >= until:
         raise OnboardingError("the summary's first day must come before its last")
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "printed_summary",
-                                           web.clock, detail=f"{begin:%Y-%m-%d} to {until:%Y-%m-%d}")
+    async with web.own_client(user, client_id, "printed_summary",
+                              detail=f"{begin:%Y-%m-%d} to {until:%Y-%m-%d}") as (session, client):
         zone = schedules.client_zone(client, web.settings)
         sessions = await schedules.medicine_sessions(session, client.id)
         trend = await records.trends(session, client.id, begin, until, sessions)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from bot.services import alerts, audit, practice, schedules
+from bot.services import alerts, audit, schedules
 from bot.web.app import context, signed_in
 from bot.web.rendering import back, page
 from bot.web.routes.clients import parse_local
@@ -27,9 +27,7 @@ async def preview(request: Request, user: User, client_id: int, program: str,
                   anchor: str = "") -> Response:
     """The next ten prompts as they would be with this program added, before it is saved."""
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "previewed_schedule",
-                                           web.clock, detail=program)
+    async with web.own_client(user, client_id, "previewed_schedule", detail=program) as (session, client):
         zone = schedules.client_zone(client, web.settings)
         moment = parse_local(anchor, zone)
         draft = schedules.draft_enrolment(client, program, web.library, web.clock, moment)
@@ -44,9 +42,7 @@ async def preview(request: Request, user: User, client_id: int, program: str,
 async def enrol(request: Request, user: User, client_id: int, program: Annotated[str, Form()],
                 anchor: Annotated[str, Form()] = "") -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "enrolled", web.clock,
-                                           detail=program)
+    async with web.own_client(user, client_id, "enrolled", detail=program) as (session, client):
         moment = parse_local(anchor, schedules.client_zone(client, web.settings))
         enrolment = await schedules.enrol(session, client, program, web.library, web.clock, moment)
         title = web.library.programs[enrolment.program_key].title
@@ -57,9 +53,8 @@ async def enrol(request: Request, user: User, client_id: int, program: Annotated
 @router.post("/clients/{client_id}/enrolments/{enrolment_id}/end")
 async def end(request: Request, user: User, client_id: int, enrolment_id: int) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "ended_program",
-                                           web.clock, detail=f"enrolment {enrolment_id}")
+    async with web.own_client(user, client_id, "ended_program",
+                              detail=f"enrolment {enrolment_id}") as (session, client):
         await schedules.end_enrolment(session, client, enrolment_id, web.clock)
     return back(request, _client_url(client_id), "Program ended. Nothing more from it will be sent.")
 
@@ -68,9 +63,8 @@ async def end(request: Request, user: User, client_id: int, enrolment_id: int) -
 async def move_anchor(request: Request, user: User, client_id: int, enrolment_id: int,
                       anchor: Annotated[str, Form()]) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "moved_anchor",
-                                           web.clock, detail=f"enrolment {enrolment_id}")
+    async with web.own_client(user, client_id, "moved_anchor",
+                              detail=f"enrolment {enrolment_id}") as (session, client):
         moment = parse_local(anchor, schedules.client_zone(client, web.settings))
         if moment is None:
             raise schedules.OnboardingError("give the medicine session's date and time")
@@ -85,9 +79,8 @@ async def custom(request: Request, user: User, client_id: int, at: Annotated[str
                  days: Annotated[list[str] | None, Form()] = None,
                  weeks: Annotated[int | None, Form()] = None) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "added_custom_prompt",
-                                           web.clock, detail=prompt_key or "personal")
+    async with web.own_client(user, client_id, "added_custom_prompt",
+                              detail=prompt_key or "personal") as (session, client):
         prompt = schedules.chosen_prompt(web.library, prompt_key, text)
         await schedules.add_custom(session, client, prompt, at, days or [], web.clock, weeks=weeks)
     await web.replan(client_id)
@@ -99,9 +92,8 @@ async def send(request: Request, user: User, client_id: int,
                prompt_key: Annotated[str, Form()] = "",
                text: Annotated[str, Form()] = "") -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "sent_prompt",
-                                           web.clock, detail=prompt_key or "personal")
+    async with web.own_client(user, client_id, "sent_prompt",
+                              detail=prompt_key or "personal") as (session, client):
         prompt = schedules.chosen_prompt(web.library, prompt_key, text)
         await schedules.send_now(session, client, prompt, web.clock, web.settings)
     return back(request, f"/clients/{client_id}#timeline",
@@ -112,9 +104,8 @@ async def send(request: Request, user: User, client_id: int,
 async def pause(request: Request, user: User, client_id: int,
                 days: Annotated[int, Form()] = 0) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "paused", web.clock,
-                                           detail=f"{days} days" if days else "until resumed")
+    async with web.own_client(user, client_id, "paused",
+                              detail=f"{days} days" if days else "until resumed") as (_, client):
         schedules.pause(client, days, web.clock)
     return back(request, _client_url(client_id), "Paused. Prompts due in the pause are skipped.")
 
@@ -122,8 +113,7 @@ async def pause(request: Request, user: User, client_id: int,
 @router.post("/clients/{client_id}/resume")
 async def resume(request: Request, user: User, client_id: int) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "resumed", web.clock)
+    async with web.own_client(user, client_id, "resumed") as (_, client):
         schedules.resume(client, web.clock)
     return back(request, _client_url(client_id), "Prompts start again.")
 
@@ -133,9 +123,7 @@ async def medicine_session(request: Request, user: User, client_id: int,
                            at: Annotated[str, Form()],
                            reanchor: Annotated[bool, Form()] = False) -> Response:
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id,
-                                           "recorded_medicine_session", web.clock)
+    async with web.own_client(user, client_id, "recorded_medicine_session") as (session, client):
         moment = parse_local(at, schedules.client_zone(client, web.settings))
         if moment is None:
             raise schedules.OnboardingError("give the medicine session's date and time")
@@ -158,8 +146,7 @@ async def thresholds(request: Request, user: User, client_id: int,
                      shutdown_days: Annotated[int | None, Form()] = None) -> Response:
     """This client's own check-in alert thresholds (empty: the practice's)."""
     web = context(request)
-    async with web.db.transaction() as session:
-        client = await practice.client_for(session, user.actor, client_id, "changed_thresholds",
-                                           web.clock, detail=f"intensity {intensity}, days {shutdown_days}")
+    async with web.own_client(user, client_id, "changed_thresholds",
+                              detail=f"intensity {intensity}, days {shutdown_days}") as (_, client):
         alerts.set_thresholds(client, intensity, shutdown_days)
     return back(request, f"/clients/{client_id}#alerts", "Alert thresholds saved.")
