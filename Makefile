@@ -21,15 +21,21 @@ run: $(STAMP)
 	$(BIN)/interlude migrate
 	$(BIN)/interlude start
 
-## test: the whole test suite (unit, integration, end to end against the emulator)
+## test: the whole test suite (unit, integration, end to end against the emulator), every
+## database test on SQLite and on PostgreSQL (a throwaway server the tests start themselves)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/interlude prompts check
+	scripts/ensure-postgres
 	$(BIN)/pytest
 
-## bench: benchmarks that print their figures (not part of make test)
+## bench: benchmarks that print their figures (not part of make test; several minutes)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_screening
+	scripts/ensure-postgres
+	$(BIN)/python -m benchmarks.bench_dispatch
+	$(BIN)/python -m benchmarks.bench_planning
+	$(BIN)/python -m benchmarks.bench_pipeline
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

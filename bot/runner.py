@@ -13,14 +13,19 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
+from bot.ingest.webhook import WebhookServer, derived_secret, path_of
 from bot.library import load_library
 from bot.services import onboarding, review
 
 log = logging.getLogger(__name__)
 
 
-async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
-    """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly."""
+async def run_bot(settings: Settings, *, api_url: str | None = None,
+                  webhook: str | None = None) -> None:
+    """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly.
+
+    With `webhook` (the public URL Telegram should POST to), the endpoint is served on
+    INTERLUDE_WEBHOOK_LISTEN:INTERLUDE_WEBHOOK_PORT at that URL's path, and polling is off."""
     library = load_library(settings.prompts_dir)
     db = Database.from_url(settings.sqlalchemy_url)
     await upgrade(db.engine)
@@ -30,7 +35,17 @@ async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    await runtime.start()
+    server = None
+    if webhook is not None:
+        secret = (settings.webhook_secret.get_secret_value() if settings.webhook_secret
+                  else derived_secret(runtime.application.bot.token))
+        server = WebhookServer(runtime.webhook_routes(secret, path_of(webhook)),
+                               settings.webhook_listen, settings.webhook_port)
+        await server.start()
+        await runtime.start(webhook=webhook, secret=secret)
+        log.info("webhook endpoint listening on %s:%d", settings.webhook_listen, server.port)
+    else:
+        await runtime.start()
     log.info("bot @%s is running; %d prompts and %d programs loaded",
              runtime.application.bot.username, len(library.prompts), len(library.programs))
     try:
@@ -41,6 +56,8 @@ async def run_bot(settings: Settings, *, api_url: str | None = None) -> None:
             task.cancel()
     finally:
         await runtime.stop()
+        if server is not None:
+            await server.stop()
         await db.dispose()
 
 

@@ -142,6 +142,9 @@ class Enrolment(Base):
     ends_at: Mapped[datetime | None]
     # Everything up to here has been turned into deliveries; the planner resumes from it.
     planned_through: Mapped[datetime | None]
+    # How many prompts each step (by index) has drawn from its pool so far, so the next draw
+    # needs no count of the enrolment's history. None: not counted yet (planned before 0007).
+    pool_draws: Mapped[dict[str, int] | None] = mapped_column(JSON)
     ended_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
@@ -153,6 +156,7 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_due", "status", "due_at"),
         Index("ix_deliveries_client_status", "client_id", "status"),
+        Index("ix_deliveries_enrolment", "enrolment_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,3 +297,14 @@ class Alert(Base):
     created_at: Mapped[datetime]
     notified_at: Mapped[datetime | None]  # when the therapist's Telegram got it
     acknowledged_at: Mapped[datetime | None]
+
+
+class SendPace(Base):
+    """Telegram's overall limit, shared by every bot process on PostgreSQL: the next free send
+    slot (advanced by each process as it reserves slots) and a pause after a 429."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[datetime]
+    paused_until: Mapped[datetime | None]
