@@ -94,12 +94,19 @@ class PostgresServer:
         shutil.rmtree(self._folder, ignore_errors=True)
         self._folder = None
 
+    @property
+    def can_restart(self) -> bool:
+        """True for a server these tests started (not one named by INTERLUDE_TEST_POSTGRES_URL)."""
+        return self._folder is not None
+
     def restart(self) -> None:
         """Stop and start the same server (for tests of reconnecting)."""
         assert self._folder is not None
         assert self._bin is not None
         data = str(self._folder / "data")
-        self._run([str(self._bin / "pg_ctl"), "-D", data, "-m", "fast", "-w", "restart"])
+        # With its log file named, or the server would hold our output pipe open.
+        self._run([str(self._bin / "pg_ctl"), "-D", data, "-l", str(self._folder / "log"),
+                   "-m", "fast", "-w", "restart"])
 
     def _run(self, command: list[str]) -> None:
         done = subprocess.run([*self._as_postgres, *command], capture_output=True, text=True,

@@ -39,6 +39,7 @@ from bot.services.controls import quiet_release
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # enrolments per transaction: keeps write locks short on SQLite
+REPLAN_SLACK = 0.25  # of the planning horizon
 KEYS_PER_QUERY = 5000  # bound parameters in one IN (...): under SQLite's limit
 
 
@@ -97,6 +98,9 @@ class Planner:
         """Plan every active enrolment (or those of some clients); returns deliveries created."""
         now = self.clock.now()
         horizon = now + self.settings.horizon
+        # An enrolment planned to within this of the horizon waits for a later run: each is
+        # walked a few times a day, not every ten minutes, and is always planned well ahead.
+        slack = self.settings.horizon * REPLAN_SLACK
         self._snapshots.clear()  # the library may have been edited since the last run
         self._times.clear()
         created, after_id = 0, 0
@@ -107,8 +111,10 @@ class Planner:
                     .where(Enrolment.id > after_id, Enrolment.ended_at.is_(None),
                            Client.status == ClientStatus.ACTIVE, Client.timezone.is_not(None),
                            or_(Enrolment.planned_through.is_(None),
-                               Enrolment.planned_through < horizon),
-                           or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now))
+                               Enrolment.planned_through < horizon - slack),
+                           or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now),
+                           or_(Enrolment.ends_at.is_(None), Enrolment.planned_through.is_(None),
+                               Enrolment.planned_through < Enrolment.ends_at))
                     .order_by(Enrolment.id).limit(CHUNK)
                     # What planning needs of a client: not their name (kept encrypted).
                     .options(load_only(Client.id, Client.timezone, Client.quiet_start,
