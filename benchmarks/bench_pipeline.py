@@ -97,7 +97,8 @@ def main() -> None:
           f"{naive['ours']['elapsed_s']} s at {naive['ours']['peak_rss_mb']} MB, naive "
           f"{naive['naive']['elapsed_s']} s at {naive['naive']['peak_rss_mb']} MB (elapsed x"
           f"{naive['elapsed_ratio_naive_to_ours']}, memory x{naive['memory_ratio_naive_to_ours']}); "
-          f"delivered {naive['ours']['delivered']} and {naive['naive']['delivered']}", flush=True)
+          f"delivered {naive['ours']['delivered']} and {naive['naive']['delivered']} (naive: "
+          f"{naive['naive']['skipped_as_misfires']} jobs skipped by APScheduler as misfires)", flush=True)
 
 
 if __name__ == "__main__":

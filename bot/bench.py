@@ -264,6 +264,7 @@ def _peak_rss_mb() -> float:
 async def variant(name: str, api_url: str, clients: int, rate: float) -> dict[str, Any]:
     """One design, in this process (for its own peak memory): `ours` (the bot's dispatcher)
     or `naive` (one JobQueue job per client, a database commit per send, no rate limiter)."""
+    missed: list[int] = []  # jobs APScheduler skipped for starting too late (naive design)
     with tempfile.TemporaryDirectory(prefix="interlude-bench-") as folder:
         url_db = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         settings = _bench_settings(folder, url_db, api_url, rate)
@@ -275,7 +276,7 @@ async def variant(name: str, api_url: str, clients: int, rate: float) -> dict[st
             await work(settings, clients / rate * 3 + 60, due_in=LEAD_SECONDS)
         else:
             await make_due(db, LEAD_SECONDS + 1)  # the jobs are scheduled meanwhile
-            await _naive(db, settings, api_url, clients)
+            await _naive(db, settings, api_url, clients, missed)
         async with db.transaction() as session:
             rows = (await session.execute(select(Delivery.due_at, Delivery.sent_at))).all()
         await db.dispose()
@@ -283,10 +284,11 @@ async def variant(name: str, api_url: str, clients: int, rate: float) -> dict[st
     due = min(row.due_at for row in rows)
     elapsed = (max(sent) - due).total_seconds() if sent else None
     return {"design": name, "sent": len(sent), "elapsed_s": round(elapsed, 2) if elapsed else None,
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": _peak_rss_mb(), "skipped_as_misfires": len(missed)}
 
 
-async def _naive(db: Database, settings: Settings, api_url: str, clients: int) -> None:
+async def _naive(db: Database, settings: Settings, api_url: str, clients: int,
+                 missed: list[int]) -> None:
     """What people write first: a JobQueue job per client at its due time, each sending and
     committing on its own."""
     from telegram.ext import ApplicationBuilder, ContextTypes
@@ -314,6 +316,12 @@ async def _naive(db: Database, settings: Settings, api_url: str, clients: int) -
         await application.start()
         queue = application.job_queue
         assert queue is not None
+        from apscheduler.events import EVENT_JOB_MISSED
+
+        def skipped(_event: object) -> None:
+            missed.append(1)
+
+        queue.scheduler.add_listener(skipped, EVENT_JOB_MISSED)
         for delivery, client in due:
             queue.run_once(send_one, when=delivery.due_at,
                            data=(delivery.id, client.telegram_user_id, delivery.prompt))
