@@ -21,16 +21,22 @@ run: $(STAMP)
 	$(BIN)/interlude migrate
 	$(BIN)/interlude start
 
-## test: the whole test suite (unit, integration, end to end, the dashboard in a real browser)
+## test: the whole test suite (unit, integration, end to end, the dashboard in a real browser),
+## every database test on SQLite and on PostgreSQL (a throwaway server the tests start themselves)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/interlude prompts check
 	@sh scripts/ensure-chromium
+	scripts/ensure-postgres
 	$(BIN)/pytest
 
-## bench: benchmarks that print their figures (not part of make test)
+## bench: benchmarks that print their figures (not part of make test; several minutes)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_screening
+	scripts/ensure-postgres
+	$(BIN)/python -m benchmarks.bench_dispatch
+	$(BIN)/python -m benchmarks.bench_planning
+	$(BIN)/python -m benchmarks.bench_pipeline
 
 ## fuzz: the hostile-update property with many generated updates (a few minutes; not in make test)
 FUZZ_EXAMPLES ?= 10000

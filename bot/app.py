@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.routing import Route
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import (
@@ -31,14 +32,15 @@ from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.handlers.crisis import send_pair_held_alerts
 from bot.ingest.inbox import Inbox
-from bot.ingest.polling import InboxPoller
+from bot.ingest.polling import ALLOWED_UPDATES, InboxPoller
+from bot.ingest.webhook import DEFAULT_PATH, webhook_routes
 from bot.library import Library
 from bot.logs import quiet_library_loggers
 from bot.messages import render
 from bot.safety.screening import cached_screener
 from bot.scheduling.dispatcher import Dispatcher
 from bot.scheduling.planner import Planner
-from bot.scheduling.ratelimit import TelegramRateLimiter
+from bot.scheduling.ratelimit import SharedPace, TelegramRateLimiter
 from bot.scheduling.sender import TelegramSender
 from bot.services import couples as couple_service
 from bot.services import privacy as privacy_service
@@ -50,6 +52,7 @@ HOUSEKEEPING_SECONDS = 30
 PLANNING_SECONDS = 600
 RETENTION_SECONDS = 24 * 3600  # daily (and once a minute after each start)
 DIGEST_SECONDS = 60
+CONNECTIONS = 64  # HTTP connections to the Bot API, and requests in flight at most
 
 
 def register_handlers(application: InterludeApplication) -> None:
@@ -127,19 +130,34 @@ class Runtime:
     inbox: Inbox
     poller: InboxPoller
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self, *, poll: bool = True, jobs: bool = True) -> None:
+    async def start(self, *, poll: bool = True, jobs: bool = True, webhook: str | None = None,
+                    secret: str | None = None) -> None:
+        """Start the bot. With `webhook` (a public URL), Telegram is told to POST updates there
+        with `secret` in a header, and the inbox is handled as they arrive; otherwise it is
+        polled (unless `poll` is False: tests that drive the bot by hand)."""
         await self.application.initialize()
         await self._cache_identity()
         await self.application.start()
         await self.application.bot.set_my_commands(
             [BotCommand(name, render(text)) for name, text in messages.CLIENT_COMMANDS])
         await self.planner.plan()
+        self._stopping.clear()
         if jobs:
             self._schedule_jobs()
-        if poll:
+        if webhook is not None:
+            await self.application.bot.set_webhook(webhook, secret_token=secret,
+                                                   allowed_updates=ALLOWED_UPDATES)
+            self._tasks.append(asyncio.create_task(self.poller.run(fetch=False),
+                                                   name="inbox-handler"))
+        elif poll:
             await self.application.bot.delete_webhook()
             self._tasks.append(asyncio.create_task(self.poller.run(), name="inbox-poller"))
+
+    def webhook_routes(self, secret: str, path: str = DEFAULT_PATH) -> list[Route]:
+        """The webhook endpoint for this bot, to serve or to mount in another ASGI app."""
+        return webhook_routes(self.inbox, secret, path, on_stored=self.poller.wake)
 
     def _schedule_jobs(self) -> None:
         queue = self.application.job_queue
@@ -149,8 +167,9 @@ class Runtime:
         # which a busy loop exceeds); these jobs are idempotent, so run them late rather than not.
         options = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         if settings.dispatch_interval_seconds > 0:
-            queue.run_repeating(self._dispatch, settings.dispatch_interval_seconds, first=0.5,
-                                name="dispatcher", job_kwargs=options)
+            # A loop of its own rather than a job: it keeps sends in flight across rounds.
+            self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stopping),
+                                                   name="dispatcher"))
         queue.run_repeating(self._housekeeping, HOUSEKEEPING_SECONDS, first=5,
                             name="housekeeping", job_kwargs=options)
         queue.run_repeating(self._plan, PLANNING_SECONDS, first=PLANNING_SECONDS,
@@ -159,9 +178,6 @@ class Runtime:
                             name="retention", job_kwargs=options)
         queue.run_repeating(self._digests, DIGEST_SECONDS, first=DIGEST_SECONDS,
                             name="digests", job_kwargs=options)
-
-    async def _dispatch(self, _context: Any) -> None:
-        await self.dispatcher.tick()
 
     async def _housekeeping(self, _context: Any) -> None:
         await self.housekeeping()
@@ -190,6 +206,7 @@ class Runtime:
             log.info("retention: %d replies older than %d days deleted", purged,
                      services.settings.reply_retention_days)
         return purged
+
     async def _digests(self, _context: Any) -> None:
         await self.send_digests()
 
@@ -203,9 +220,10 @@ class Runtime:
 
     async def stop(self) -> None:
         self.poller.stop()
+        self._stopping.set()
         for task in self._tasks:
             try:
-                await asyncio.wait_for(task, timeout=5)
+                await asyncio.wait_for(task, timeout=10)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         self._tasks.clear()
@@ -231,9 +249,12 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
     screener = cached_screener(settings.prompts_dir / "safety.yaml")
     services = Services(db=db, library=library, clock=clock, settings=settings, planner=planner,
                         screener=screener)
+    # Several processes may share a PostgreSQL database, and Telegram's limit is per bot.
+    shared = None if db.is_sqlite else SharedPace(db, settings.rate_limit_per_second)
     limiter = TelegramRateLimiter(per_second=settings.rate_limit_per_second,
                                   per_chat=settings.rate_limit_per_chat,
-                                  chat_burst=settings.rate_limit_chat_burst)
+                                  chat_burst=settings.rate_limit_chat_burst, shared=shared,
+                                  connections=CONNECTIONS)
     application = (
         ApplicationBuilder()
         .token(secret)
@@ -243,7 +264,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
         .rate_limiter(limiter)
         .context_types(CONTEXT_TYPES)
         .application_class(InterludeApplication, kwargs={"services": services})
-        .connection_pool_size(64)
+        .connection_pool_size(CONNECTIONS)
         .build()
     )
     assert isinstance(application, InterludeApplication)

@@ -498,7 +498,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     if settings.telegram_token is None and settings.telegram_api_url == OFFICIAL_API_URL:
         raise CommandError("no Telegram token: set INTERLUDE_TELEGRAM_TOKEN in .env, or point "
                            "INTERLUDE_TELEGRAM_API_URL at an emulator, or run `interlude demo`")
-    asyncio.run(run_bot(settings))
+    asyncio.run(run_bot(settings, webhook=getattr(args, "webhook", None)))  # `start` has none
+
+
+def cmd_bench_dispatch(args: argparse.Namespace, settings: Settings) -> None:
+    from bot import bench
+
+    result = asyncio.run(bench.dispatch(args.clients, args.rate, database_url=args.database_url))
+    _print(args, result, bench.summary(result))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
@@ -529,7 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     add(commands, "start", cmd_start, "run the bot, or the demo when no token is set", False)
-    add(commands, "run", cmd_run, "run the bot against INTERLUDE_TELEGRAM_API_URL", False)
+    run = add(commands, "run", cmd_run, "run the bot against INTERLUDE_TELEGRAM_API_URL", False)
+    run.add_argument("--webhook", metavar="URL",
+                     help="receive updates at this public https URL instead of polling; served "
+                          "on INTERLUDE_WEBHOOK_LISTEN:INTERLUDE_WEBHOOK_PORT")
     demo = add(commands, "demo", cmd_demo, "the local demo: emulator, bot and demo data", False)
     demo.add_argument("--port", type=int, default=8081)
     emulator = add(commands, "emulator", cmd_emulator, "a local Telegram Bot API emulator", False)
@@ -616,6 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
                  "in batches, while the bot runs")
     rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
     add(keys, "status", cmd_keys_status, "how many stored values each key sealed")
+    bench = commands.add_parser("bench", help="benchmarks against the emulator").add_subparsers(
+        dest="action", required=True)
+    bench_dispatch = add(bench, "dispatch", cmd_bench_dispatch,
+                         "N clients with a prompt due at once, sent at a Telegram limit of L/s")
+    bench_dispatch.add_argument("--clients", type=int, default=1000)
+    bench_dispatch.add_argument("--rate", type=float, default=30, help="Telegram's limit, per second")
+    bench_dispatch.add_argument("--database-url", help="a PostgreSQL URL (default: a temporary SQLite file)")
     safety = commands.add_parser("safety", help="crisis screening").add_subparsers(
         dest="action", required=True)
     add(safety, "screen", cmd_safety_screen,

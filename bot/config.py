@@ -60,12 +60,20 @@ class Settings(BaseSettings):
     # Delivery
     dispatch_interval_seconds: float = Field(default=1.0, ge=0)  # 0 turns the job off (tests)
     dispatch_batch: int = Field(default=200, ge=1)
+    # Telegram's overall limit is 30 messages a second; paid broadcasts allow up to 1,000.
     rate_limit_per_second: float = Field(default=30, gt=0, le=1000)
     rate_limit_per_chat: float = Field(default=1, gt=0)
     rate_limit_chat_burst: int = Field(default=2, ge=1)  # one under Telegram's burst, for jitter
     send_max_attempts: int = Field(default=8, ge=1)
     send_lease_seconds: float = Field(default=60, gt=0)
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
+
+    # Webhook mode (`interlude run --webhook URL`): where this process listens (a proxy in
+    # front forwards the public URL here), and the secret Telegram sends in a header (by
+    # default derived from the token, so every process of one bot agrees on it).
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=0, le=65535)
+    webhook_secret: SecretStr | None = None
 
     # Check-ins that call for care: intensity at or above this twice in a row, or shut down on
     # this many days running, send a grounding exercise and alert the therapist (a client's own

@@ -6,15 +6,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from bot.app import Runtime, build_runtime
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db.engine import open_database
 from bot.db.migrate import upgrade
+from bot.ingest.webhook import WebhookServer, derived_secret, path_of
 from bot.library import load_library
 from bot.services import review
 from bot.web.app import DemoInfo
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +42,26 @@ async def serve_dashboard(runtime: Runtime, settings: Settings,
                             log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours stop it
-    task = asyncio.create_task(server.serve(), name="dashboard")
+    task = asyncio.create_task(_serve(server, settings), name="dashboard")
     log.info("dashboard on %s", settings.web_url)
     return task
 
 
+async def _serve(server: uvicorn.Server, settings: Settings) -> None:
+    """Serve until cancelled; a port already taken (another bot process on this machine, say)
+    costs the dashboard, not the bot."""
+    try:
+        await server.serve()
+    except SystemExit:  # uvicorn's answer to a port it cannot bind
+        log.warning("dashboard not served: %s:%d is not free", settings.web_host, settings.web_port)
+
+
 async def run_bot(settings: Settings, *, api_url: str | None = None,
-                  demo: DemoInfo | None = None) -> None:
-    """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly."""
+                  demo: DemoInfo | None = None, webhook: str | None = None) -> None:
+    """Migrate, start, and run until SIGINT or SIGTERM; shut down cleanly.
+
+    With `webhook` (the public URL Telegram should POST to), the endpoint is served on
+    INTERLUDE_WEBHOOK_LISTEN:INTERLUDE_WEBHOOK_PORT at that URL's path, and polling is off."""
     library = load_library(settings.prompts_dir)
     db = open_database(settings)
     await upgrade(db.engine)
@@ -54,7 +71,17 @@ async def run_bot(settings: Settings, *, api_url: str | None = None,
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    await runtime.start()
+    server = None
+    if webhook is not None:
+        secret = (settings.webhook_secret.get_secret_value() if settings.webhook_secret
+                  else derived_secret(runtime.application.bot.token))
+        server = WebhookServer(runtime.webhook_routes(secret, path_of(webhook)),
+                               settings.webhook_listen, settings.webhook_port)
+        await server.start()
+        await runtime.start(webhook=webhook, secret=secret)
+        log.info("webhook endpoint listening on %s:%d", settings.webhook_listen, server.port)
+    else:
+        await runtime.start()
     log.info("bot @%s is running; %d prompts and %d programs loaded",
              runtime.application.bot.username, len(library.prompts), len(library.programs))
     dashboard = await serve_dashboard(runtime, settings, demo)
@@ -71,6 +98,8 @@ async def run_bot(settings: Settings, *, api_url: str | None = None,
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await dashboard
         await runtime.stop()
+        if server is not None:
+            await server.stop()
         await db.dispose()
 
 

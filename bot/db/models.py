@@ -159,6 +159,9 @@ class Enrolment(Base):
     ends_at: Mapped[datetime | None]
     # Everything up to here has been turned into deliveries; the planner resumes from it.
     planned_through: Mapped[datetime | None]
+    # How many prompts each step (by index) has drawn from its pool so far, so the next draw
+    # needs no count of the enrolment's history. None: not counted yet (planned before 0009).
+    pool_draws: Mapped[dict[str, int] | None] = mapped_column(JSON)
     ended_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     # A therapist's own recurring prompt for this client (program_key "custom"): the prompt as
@@ -173,6 +176,7 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_due", "status", "due_at"),
         Index("ix_deliveries_client_status", "client_id", "status"),
+        Index("ix_deliveries_enrolment", "enrolment_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -468,3 +472,14 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(48))
     client_id: Mapped[int | None] = mapped_column(Integer, index=True)
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class SendPace(Base):
+    """Telegram's overall limit, shared by every bot process on PostgreSQL: the next free send
+    slot (advanced by each process as it reserves slots) and a pause after a 429."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[datetime]
+    paused_until: Mapped[datetime | None]

@@ -18,36 +18,72 @@ from telegram.ext import Application
 
 from bot import messages
 from bot.ingest.inbox import MAX_ATTEMPTS, Inbox
+from bot.ingest.leader import InboxLeadership
 from bot.messages import render
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+INBOX_CHECK_SECONDS = 0.5
 
 
 class InboxPoller:
     def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], inbox: Inbox,
-                 failed_updates: set[int], poll_timeout: int = 25) -> None:
+                 failed_updates: set[int], poll_timeout: int = 25,
+                 leadership: InboxLeadership | None = None) -> None:
         self.application = application
         self.inbox = inbox
+        self.leadership = leadership or InboxLeadership(inbox.db)
         self.failed_updates = failed_updates
         self.poll_timeout = poll_timeout
         self._offset: int | None = None
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
         self.processed = 0
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         # A long poll in flight can be dropped: its updates are not confirmed until stored.
         if self._fetching is not None:
             self._fetching.cancel()
 
-    async def run(self) -> None:
-        """Poll until stopped; handle what is stored after every batch."""
+    async def run(self, *, fetch: bool = True) -> None:
+        """Poll until stopped, while this process leads; handle what is stored after every batch.
+
+        With `fetch` False (webhook mode) nothing is asked of Telegram: the webhook stores
+        updates, and this loop handles what any process stored, as it arrives."""
+        try:
+            while await self.leadership.acquire(self._stopping):
+                if fetch:
+                    await self._poll_while_leading()
+                else:
+                    await self._handle_while_leading()
+        finally:
+            await self.leadership.release()
+
+    def wake(self) -> None:
+        """Something was stored in the inbox: handle it now rather than at the next check."""
+        self._wake.set()
+
+    async def _handle_while_leading(self) -> None:
+        while not self._stopping.is_set():
+            if not await self.leadership.still_held():
+                return
+            self._wake.clear()
+            await self.process_pending()
+            # Woken by this process's webhook at once; what another process stored is found
+            # at the next check.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=INBOX_CHECK_SECONDS)
+
+    async def _poll_while_leading(self) -> None:
         last = await self.inbox.last_update_id()
         self._offset = last + 1 if last is not None else None
         backoff = 1.0
         while not self._stopping.is_set():
+            if not await self.leadership.still_held():
+                return
             await self.process_pending()
             self._fetching = asyncio.create_task(self._fetch())
             try:

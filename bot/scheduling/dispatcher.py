@@ -10,13 +10,15 @@ never sent in a burst after downtime.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, Select, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -29,6 +31,10 @@ from bot.services.onboarding import consent_is_current, consent_version, renewal
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300
 CONSENT_HOLD = timedelta(minutes=15)  # how often a prompt held for consent looks again
+RECORD_SECONDS = 0.2
+MIN_WINDOW = 10
+STOP_GRACE_SECONDS = 3.0
+CANDIDATES_PER_CLAIM = 4
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class Dispatcher:
         self.clock = clock
         self.settings = settings
         self._lease = timedelta(seconds=settings.send_lease_seconds)
+        self.sent_total = 0
 
     async def tick(self) -> TickReport:
         """One round: claim what is due, send it, record what happened."""
@@ -129,23 +136,67 @@ class Dispatcher:
                 break
         return total
 
-    async def _claim(self, report: TickReport) -> list[Outbound | ConsentRequest]:
+    def _fair_order(self, now: datetime, limit: int) -> Select[tuple[int]]:
+        """Due rows by the minute they fell due, and within a minute one therapist's client at a
+        time in turn, so that a large practice's evening check-ins cannot hold back a small
+        one's. (FOR UPDATE may not share a query level with a window function, so the claim
+        locks these ids in a second statement.)"""
+        if self.db.is_sqlite:  # stored as text, "YYYY-MM-DD HH:MM:SS.ffffff"
+            minute: Any = func.substr(Delivery.due_at, 1, 16)
+        else:
+            minute = func.date_trunc("minute", Delivery.due_at)
+        turn = func.row_number().over(partition_by=(minute, Client.therapist_id),
+                                      order_by=(Delivery.due_at, Delivery.id))
+        return (select(Delivery.id).join(Client, Client.id == Delivery.client_id)
+                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now)
+                .order_by(minute, turn, Delivery.due_at, Delivery.id).limit(limit))
+
+    async def _lock_in_turn(self, session: AsyncSession, now: datetime,
+                            limit: int) -> list[tuple[Delivery, Client, str]]:
+        """Lock up to `limit` due rows in fair order, skipping those another process holds."""
+        if self.db.is_sqlite:  # one writer at a time: nobody else holds any
+            ids = list(await session.scalars(self._fair_order(now, limit)))
+            rows = [(row[0], row[1], row[2]) for row in (await session.execute(
+                self._with_people().where(Delivery.id.in_(ids)))).all()]
+            place = {delivery_id: n for n, delivery_id in enumerate(ids)}
+            return sorted(rows, key=lambda row: place[row[0].id])
+        # Candidates enough for a few processes claiming at once: each takes the first ones
+        # in turn that nobody else has locked.
+        ids = list(await session.scalars(self._fair_order(now, limit * CANDIDATES_PER_CLAIM)))
+        if not ids:
+            return []
+        turn = func.array_position(bindparam("ids", ids, type_=ARRAY(BigInteger)), Delivery.id)
+        return [(row[0], row[1], row[2]) for row in (await session.execute(
+            self._with_people()
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.PENDING)
+            .order_by(turn).limit(limit)
+            .with_for_update(skip_locked=True, of=Delivery))).all()]
+
+    @staticmethod
+    def _with_people() -> Select[tuple[Delivery, Client, str]]:
+        """Due rows with their client and the therapist's name (for an updated consent)."""
+        return (select(Delivery, Client, Therapist.display_name)
+                .join(Client, Client.id == Delivery.client_id)
+                .join(Therapist, Therapist.id == Client.therapist_id))
+
+    async def _claim(self, report: TickReport,
+                     limit: int | None = None) -> list[Outbound | ConsentRequest]:
         now = self.clock.now()
         async with self.db.transaction() as session:
-            recovered = await session.execute(
-                update(Delivery)
+            # Rows whose lease ran out belong to a process that died. Locked, not blindly
+            # updated, so that two processes recovering at once never wait on each other.
+            stale = list(await session.scalars(
+                select(Delivery.id)
                 .where(Delivery.status == DeliveryStatus.SENDING,
                        Delivery.claimed_at < now - self._lease)
-                .values(status=DeliveryStatus.PENDING, claimed_at=None))
-            report.recovered = recovered.rowcount or 0  # type: ignore[attr-defined]
-            rows = (await session.execute(
-                select(Delivery, Client, Therapist.display_name)
-                .join(Client, Client.id == Delivery.client_id)
-                .join(Therapist, Therapist.id == Client.therapist_id)
-                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now)
-                .order_by(Delivery.due_at, Delivery.id)
                 .limit(self.settings.dispatch_batch)
-                .with_for_update(skip_locked=True, of=Delivery))).all()
+                .with_for_update(skip_locked=True)))
+            if stale:
+                await session.execute(update(Delivery).where(Delivery.id.in_(stale))
+                                      .values(status=DeliveryStatus.PENDING, claimed_at=None))
+            report.recovered = len(stale)
+            limit = limit or self.settings.dispatch_batch
+            rows = await self._lock_in_turn(session, now, limit)
             batch = []
             for delivery, client, therapist in rows:
                 item = self._admit(delivery, client, therapist, now, report)
@@ -203,22 +254,91 @@ class Dispatcher:
             log.exception("unexpected error sending %s", type(item).__name__)
             return Transient(type(error).__name__)
 
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Send what is due until `stopping` is set (the bot's dispatch loop).
+
+        Up to `window` sends are in flight: more are claimed whenever half of them have gone,
+        so the rate limiter never waits for a claim, and finished sends are recorded every
+        fraction of a second, so a crash re-sends little. A failed claim or record (the
+        database away) is tried again; an unrecorded send stays in memory until it is recorded.
+        """
+        window = self.window
+        in_flight: dict[asyncio.Task[int | SendError], Outbound | ConsentRequest] = {}
+        finished: list[tuple[Outbound | ConsentRequest, int | SendError]] = []
+        idle = max(self.settings.dispatch_interval_seconds, 0.05)
+        loop = asyncio.get_running_loop()
+        stop_deadline = 0.0
+        while not stopping.is_set() or in_flight or finished:
+            claimed = 0
+            if not stopping.is_set() and len(in_flight) <= window // 2:
+                claim = TickReport()
+                try:
+                    batch = await self._claim(claim, limit=window - len(in_flight))
+                except Exception as error:
+                    log.warning("claiming due prompts failed (%s)", type(error).__name__)
+                    batch = []
+                # Rows closed as missed or skipped were work too: more may be due at once.
+                claimed = (len(batch) + claim.missed + claim.skipped + claim.postponed
+                           + claim.held)
+                for item in batch:
+                    in_flight[asyncio.create_task(self._send(item))] = item
+            if stopping.is_set() and in_flight:
+                stop_deadline = stop_deadline or loop.time() + STOP_GRACE_SECONDS
+                if loop.time() > stop_deadline:  # still waiting for a slot: give them back
+                    for task in in_flight:
+                        task.cancel()
+            if in_flight:
+                done, _ = await asyncio.wait(in_flight, timeout=RECORD_SECONDS)
+                finished += [(in_flight.pop(task), Transient("stopped") if task.cancelled()
+                              else task.result()) for task in done]
+            if finished:
+                report = TickReport()
+                try:
+                    await self._record([item for item, _ in finished],
+                                       [outcome for _, outcome in finished], report)
+                except Exception as error:
+                    log.warning("recording sends failed (%s); trying again", type(error).__name__)
+                    await self._pause(stopping, RECORD_SECONDS)
+                    if stopping.is_set() and not in_flight:
+                        return  # unrecorded sends are re-sent after the lease: bounded
+                    continue
+                finished.clear()
+                if report.sent:
+                    log.debug("sent %d prompts", report.sent)
+                self.sent_total += report.sent
+            elif not in_flight and not claimed:
+                await self._pause(stopping, idle)
+
+    @property
+    def window(self) -> int:
+        """Sends kept in flight: two seconds' worth at the overall rate, at most a batch."""
+        return min(self.settings.dispatch_batch,
+                   max(MIN_WINDOW, int(self.settings.rate_limit_per_second * 2)))
+
+    @staticmethod
+    async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
     async def _record(self, batch: Sequence[Outbound | ConsentRequest],
                       outcomes: Sequence[int | SendError], report: TickReport) -> None:
         now = self.clock.now()
         async with self.db.transaction() as session:
+            loaded = {d.id: d for d in await session.scalars(select(Delivery).where(
+                Delivery.id.in_([item.delivery_id for item in batch
+                                 if isinstance(item, Outbound)])))}
             for item, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(item, Outbound):
-                    await self._record_one(session, item, outcome, now, report)
-                elif isinstance(outcome, SendError):  # not asked after all: ask on the next try
-                    await session.execute(update(Client).where(Client.id == item.client_id)
-                                          .values(consent_asked_version=None))
+                if isinstance(item, ConsentRequest):
+                    if isinstance(outcome, SendError):  # not asked after all: ask on the next try
+                        await session.execute(update(Client).where(Client.id == item.client_id)
+                                              .values(consent_asked_version=None))
+                    continue
+                delivery = loaded.get(item.delivery_id)
+                if delivery is not None:
+                    await self._record_one(session, delivery, outcome, now, report)
 
-    async def _record_one(self, session: AsyncSession, item: Outbound,
+    async def _record_one(self, session: AsyncSession, delivery: Delivery,
                           outcome: int | SendError, now: datetime, report: TickReport) -> None:
-        delivery = await session.get(Delivery, item.delivery_id)
-        if delivery is None:
-            return
         if isinstance(outcome, int):
             delivery.telegram_message_id, delivery.sent_at = outcome, now
             delivery.claimed_at = None

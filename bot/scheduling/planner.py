@@ -3,7 +3,11 @@
 It walks each active enrolment from where it last stopped (`planned_through`) to the planning
 horizon, in the client's time zone, and writes one delivery per step occurrence. A dedupe key
 per enrolment, step and local day makes planning idempotent: a restart or a second process that
-plans the same span creates nothing twice.
+plans the same span creates nothing twice (the insert skips a key another process wrote first).
+
+Enrolments are planned a chunk at a time with a fixed number of queries per chunk, whatever
+the number of enrolments or their history: the keys already planned are looked up together,
+and how far each step has drawn from its pool is kept on the enrolment (`pool_draws`).
 
 A couple's enrolment becomes one pair group per step and local day, with one delivery per
 partner at the step's wall time in that partner's own zone (quiet hours per partner), and one
@@ -14,12 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -30,6 +41,7 @@ from bot.db.models import (
     Couple,
     CouplePartner,
     Delivery,
+    DeliveryStatus,
     Enrolment,
     PairGroup,
     PairKind,
@@ -42,6 +54,8 @@ from bot.services.controls import quiet_release
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # enrolments per transaction: keeps write locks short on SQLite
+REPLAN_SLACK = 0.25  # of the planning horizon
+KEYS_PER_QUERY = 5000  # bound parameters in one IN (...): under SQLite's limit
 # Partners' local days differ by at most 26 hours (UTC-12 to UTC+14): look this far either side.
 ZONE_MARGIN = timedelta(days=2)
 
@@ -65,17 +79,42 @@ def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
     return prompt.model_dump(mode="json", exclude_defaults=False)
 
 
-def new_delivery(client: Client, prompt: Prompt, *, scheduled_for: datetime, settings: Settings,
-                 enrolment_id: int | None = None, dedupe_key: str | None = None) -> Delivery:
-    """A delivery with its due time moved out of quiet hours and its reminder and expiry set."""
+def delivery_values(client: Client, prompt: Prompt, *, scheduled_for: datetime,
+                    settings: Settings, enrolment_id: int | None = None,
+                    dedupe_key: str | None = None,
+                    snapshot: dict[str, object] | None = None) -> dict[str, Any]:
+    """A delivery's columns, its due time moved out of quiet hours, reminder and expiry set."""
     due = quiet_release(client, scheduled_for)
     expires = due + settings.expiry
     reminder = quiet_release(client, due + settings.reminder_after)
-    return Delivery(
-        client_id=client.id, enrolment_id=enrolment_id, dedupe_key=dedupe_key,
-        prompt_key=prompt.key, prompt=prompt_snapshot(prompt), scheduled_for=scheduled_for,
-        due_at=due, expires_at=expires, reminder_at=reminder if reminder < expires else None,
-    )
+    return {
+        "client_id": client.id, "enrolment_id": enrolment_id, "dedupe_key": dedupe_key,
+        "prompt_key": prompt.key, "prompt": snapshot or prompt_snapshot(prompt),
+        "scheduled_for": scheduled_for, "due_at": due, "expires_at": expires,
+        "reminder_at": reminder if reminder < expires else None,
+        "status": DeliveryStatus.PENDING, "attempts": 0, "progress": 0,
+    }
+
+
+def new_delivery(client: Client, prompt: Prompt, *, scheduled_for: datetime, settings: Settings,
+                 enrolment_id: int | None = None, dedupe_key: str | None = None) -> Delivery:
+    """A delivery with its due time moved out of quiet hours and its reminder and expiry set."""
+    return Delivery(**delivery_values(client, prompt, scheduled_for=scheduled_for,
+                                      settings=settings, enrolment_id=enrolment_id,
+                                      dedupe_key=dedupe_key))
+
+
+@dataclass
+class _Due:
+    """One occurrence of a step that planning may turn into a delivery."""
+
+    enrolment: Enrolment
+    client: Client
+    prompts: Mapping[str, Prompt]  # the library's, or a custom enrolment's own
+    index: int
+    step: Step
+    occurrence: Occurrence
+    key: str
 
 
 class Planner:
@@ -84,11 +123,18 @@ class Planner:
         self.library = library
         self.clock = clock
         self.settings = settings
+        self._snapshots: dict[str, dict[str, object]] = {}
+        self._times: dict[tuple[str, int, str, datetime, datetime], list[Occurrence]] = {}
 
     async def plan(self, client_ids: Sequence[int] | None = None) -> int:
         """Plan every active enrolment (or those of some clients); returns deliveries created."""
         now = self.clock.now()
         horizon = now + self.settings.horizon
+        # An enrolment planned to within this of the horizon waits for a later run: each is
+        # walked a few times a day, not every ten minutes, and is always planned well ahead.
+        slack = self.settings.horizon * REPLAN_SLACK
+        self._snapshots.clear()  # the library may have been edited since the last run
+        self._times.clear()
         created, after_id = 0, 0
         while True:
             async with self.db.transaction() as session:
@@ -97,15 +143,18 @@ class Planner:
                     .where(Enrolment.id > after_id, Enrolment.ended_at.is_(None),
                            Client.status == ClientStatus.ACTIVE, Client.timezone.is_not(None),
                            or_(Enrolment.planned_through.is_(None),
-                               Enrolment.planned_through < horizon),
-                           or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now))
-                    .order_by(Enrolment.id).limit(CHUNK))
+                               Enrolment.planned_through < horizon - slack),
+                           or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now),
+                           or_(Enrolment.ends_at.is_(None), Enrolment.planned_through.is_(None),
+                               Enrolment.planned_through < Enrolment.ends_at))
+                    .order_by(Enrolment.id).limit(CHUNK)
+                    # What planning needs of a client: not their name (kept encrypted).
+                    .options(load_only(Client.id, Client.timezone, Client.quiet_start,
+                                       Client.quiet_end)))
                 if client_ids is not None:
                     query = query.where(Enrolment.client_id.in_(client_ids))
-                rows = (await session.execute(query)).all()
-                for enrolment, client in rows:
-                    created += await self._plan_enrolment(session, enrolment, client, now,
-                                                          horizon)
+                rows = [(row[0], row[1]) for row in (await session.execute(query)).all()]
+                created += await self._plan_chunk(session, rows, now, horizon)
             if len(rows) < CHUNK:
                 break
             after_id = rows[-1][0].id
@@ -113,6 +162,61 @@ class Planner:
         if created:
             log.info("planned %d deliveries", created)
         return created
+
+    async def _plan_chunk(self, session: AsyncSession, rows: list[tuple[Enrolment, Client]],
+                          now: datetime, horizon: datetime) -> int:
+        # The enrolments change below and are written in one statement at the end, not flushed
+        # one by one before every query.
+        with session.no_autoflush:
+            created = await self._plan_rows(session, rows, now, horizon)
+        if not rows:
+            return created
+        changes = [{"b_id": e.id, "b_through": e.planned_through, "b_draws": e.pool_draws}
+                   for e, _ in rows]
+        for enrolment, _ in rows:  # written here, so the session has nothing left to flush
+            for name in ("planned_through", "pool_draws"):
+                set_committed_value(enrolment, name, getattr(enrolment, name))
+        table = Enrolment.__table__
+        await session.execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(planned_through=bindparam("b_through"), pool_draws=bindparam("b_draws")),
+            changes)
+        return created
+
+    async def _plan_rows(self, session: AsyncSession, rows: list[tuple[Enrolment, Client]],
+                         now: datetime, horizon: datetime) -> int:
+        due: list[_Due] = []
+        for enrolment, client in rows:
+            due += self._occurrences(enrolment, client, now, horizon)
+        keys = [item.key for item in due]
+        existing: set[str] = set()
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            existing.update(await session.scalars(select(Delivery.dedupe_key).where(
+                Delivery.dedupe_key.in_(keys[start:start + KEYS_PER_QUERY]))))
+        fresh = [item for item in due if item.key not in existing]
+        await self._load_draws({item.enrolment for item in fresh if item.step.pool}, session)
+        values = []
+        for item in fresh:
+            prompt_key = self._draw(item)
+            prompt = item.prompts.get(prompt_key)
+            if prompt is None:
+                continue
+            if item.prompts is self.library.prompts:  # a custom prompt is its enrolment's own
+                snapshot = self._snapshots.get(prompt_key)
+                if snapshot is None:
+                    snapshot = self._snapshots[prompt_key] = prompt_snapshot(prompt)
+            else:
+                snapshot = prompt_snapshot(prompt)
+            values.append(delivery_values(
+                item.client, prompt, scheduled_for=item.occurrence.at, settings=self.settings,
+                enrolment_id=item.enrolment.id, dedupe_key=item.key, snapshot=snapshot))
+        if values:
+            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            # Another process planning the same span at once may have written a key first.
+            await session.execute(
+                insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                values)
+        return len(values)
 
     async def _plan_couples(self, client_ids: Sequence[int] | None, now: datetime,
                             horizon: datetime) -> int:
@@ -226,13 +330,13 @@ class Planner:
                 delivery.expires_at = group.expires_at
         return created
 
-    async def _plan_enrolment(self, session: AsyncSession, enrolment: Enrolment, client: Client,
-                              now: datetime, horizon: datetime) -> int:
+    def _occurrences(self, enrolment: Enrolment, client: Client, now: datetime,
+                     horizon: datetime) -> list[_Due]:
         found = program_of(enrolment, self.library)
         if found is None:
             log.warning("enrolment %d names program %r, which the library no longer has",
                         enrolment.id, enrolment.program_key)
-            return 0
+            return []
         program, prompts = found
         assert client.timezone is not None
         zone = ZoneInfo(client.timezone)
@@ -240,37 +344,63 @@ class Planner:
         start = max(enrolment.planned_through or enrolment.starts_at, enrolment.starts_at,
                     now - self.settings.grace)
         until = min(horizon, enrolment.ends_at) if enrolment.ends_at else horizon
-
-        created = 0
-        for index, step in enumerate(program.steps):
-            sent_before = await self._step_count(session, enrolment.id, index)
-            for number, occurrence in enumerate(occurrences(
-                    step, zone, after=start, until=until, anchor=enrolment.anchor_at,
-                    seed=f"{enrolment.id}:{index}")):
-                prompt = prompts.get(self.choose(step, enrolment.id, sent_before + number))
-                if prompt is None:
-                    continue
-                key = self._dedupe_key(enrolment.id, index, step, occurrence)
-                if await session.scalar(select(Delivery.id).where(Delivery.dedupe_key == key)):
-                    continue
-                session.add(new_delivery(client, prompt, scheduled_for=occurrence.at,
-                                         settings=self.settings, enrolment_id=enrolment.id,
-                                         dedupe_key=key))
-                created += 1
+        due = [
+            _Due(enrolment, client, prompts, index, step, occurrence,
+                 self._dedupe_key(enrolment.id, index, step, occurrence))
+            for index, step in enumerate(program.steps)
+            for occurrence in self._step_times(program.key, index, step, zone, start, until,
+                                               enrolment)
+        ]
         enrolment.planned_through = max(until, enrolment.planned_through or until)
-        await session.flush()
-        return created
+        return due
 
-    @staticmethod
-    async def _step_count(session: AsyncSession, enrolment_id: int, index: int) -> int:
-        prefix = f"e{enrolment_id}:s{index}:"
-        count = await session.scalar(select(func.count()).select_from(Delivery).where(
-            Delivery.enrolment_id == enrolment_id, Delivery.dedupe_key.startswith(prefix)))
-        return int(count or 0)
+    def _step_times(self, program: str, index: int, step: Step, zone: ZoneInfo, start: datetime,
+                    until: datetime, enrolment: Enrolment) -> list[Occurrence]:
+        """A step's times in a span. A daily or weekly step's are the same for every client in
+        one zone planned over one span (most are, planned together up to one horizon), so they
+        are worked out once per run; anchored and window steps differ per enrolment."""
+        # A custom step is its enrolment's own, whatever its program key says.
+        if step.anchored or step.window is not None or enrolment.custom:
+            return list(occurrences(step, zone, after=start, until=until,
+                                    anchor=enrolment.anchor_at, seed=f"{enrolment.id}:{index}"))
+        key = (program, index, zone.key, start, until)
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = list(occurrences(step, zone, after=start, until=until))
+        return times
+
+    async def _load_draws(self, enrolments: set[Enrolment], session: AsyncSession) -> None:
+        """Fill in `pool_draws` for enrolments planned before it was kept (one query for all)."""
+        missing = {enrolment.id: enrolment for enrolment in enrolments
+                   if enrolment.pool_draws is None}
+        if not missing:
+            return
+        counts: dict[int, Counter[str]] = {enrolment_id: Counter() for enrolment_id in missing}
+        ids = list(missing)
+        for start in range(0, len(ids), KEYS_PER_QUERY):
+            for enrolment_id, key in (await session.execute(
+                    select(Delivery.enrolment_id, Delivery.dedupe_key).where(
+                        Delivery.enrolment_id.in_(ids[start:start + KEYS_PER_QUERY]),
+                        Delivery.dedupe_key.is_not(None)))).all():
+                counts[enrolment_id][key.split(":")[1].removeprefix("s")] += 1
+        for enrolment_id, enrolment in missing.items():
+            enrolment.pool_draws = dict(counts[enrolment_id])
+
+    def _draw(self, item: _Due) -> str:
+        """A pool is drawn in a per-client order, without repeats until it is used up."""
+        step = item.step
+        if step.prompt:
+            return step.prompt
+        draws = dict(item.enrolment.pool_draws or {})
+        number = draws.get(str(item.index), 0)
+        draws[str(item.index)] = number + 1
+        item.enrolment.pool_draws = draws  # a new dict, so the ORM sees the change
+        return self.choose(step, item.enrolment.id, number)
 
     @staticmethod
     def choose(step: Step, enrolment_id: int, number: int) -> str:
-        """A pool is drawn in a per-client order, without repeats until it is used up."""
+        """The `number`th draw of a step: a pool in a per-client order, without repeats until it
+        is used up."""
         if step.prompt:
             return step.prompt
         offset = int(hashlib.sha256(str(enrolment_id).encode()).hexdigest()[:8], 16)

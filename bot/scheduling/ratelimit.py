@@ -2,8 +2,14 @@
 
 python-telegram-bot's AIORateLimiter has no per-chat limit for private chats, retries nothing by
 default, and lets any finished request end a 429 pause early (PTB issue 5338). This limiter
-keeps one global bucket (30 messages/s unless configured) and one bucket per chat (1/s with a
+keeps one overall pace (30 messages/s unless configured) and one bucket per chat (1/s with a
 small burst), and a 429 pauses every request until the server's retry_after has passed.
+
+Telegram counts per bot, not per process. With one process (SQLite) the overall pace is a token
+bucket in memory. With several processes on PostgreSQL it is one row of `send_pace` that every
+process advances as it reserves send slots (a generic cell rate algorithm: the row holds the
+next free slot), so together they never exceed the limit; a 429 is written to the same row and
+every process waits it out.
 """
 
 from __future__ import annotations
@@ -11,11 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import text
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
+
+if TYPE_CHECKING:
+    from bot.db.engine import Database
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +36,7 @@ COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
 IDLE_BUCKETS_KEPT = 10_000
 # Pass as `rate_limit_args` to send ahead of the queue (crisis replies and therapist alerts).
 PRIORITY = 1
+CATCH_UP_SECONDS = 0.1
 ApiResult = bool | dict[str, Any] | list[dict[str, Any]] | None
 
 
@@ -65,14 +78,128 @@ class TokenBucket:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
 
 
+def catch_up(rate: float) -> float:
+    """Slots a late sender may use at once: a tenth of a second's worth, at least one."""
+    return max(1.0, rate * CATCH_UP_SECONDS)
+
+
+class Pace(Protocol):
+    """The overall pace: one slot per message, in the order asked for."""
+
+    async def acquire(self) -> None: ...
+
+    def take_now(self) -> None: ...
+
+
+class SharedPace:
+    """The overall pace shared by every process through the `send_pace` row (PostgreSQL).
+
+    Slots are reserved a few at a time (as many as are waiting, at most `chunk_seconds` worth)
+    in one UPDATE that moves the row's next free slot on; each slot is then waited for here.
+    Times come from the database's clock, so processes need not agree on theirs.
+    """
+
+    NAME = "telegram"
+
+    def __init__(self, db: Database, rate: float, *, chunk_seconds: float = 0.2,
+                 pause_check_seconds: float = 0.25,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.db = db
+        self.interval = 1.0 / rate
+        self.chunk = max(1, int(rate * chunk_seconds))
+        self._monotonic = monotonic
+        self._slots: deque[float] = deque()  # reserved slots, on our monotonic clock
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+        self._debt = 0  # priority sends taken ahead of the shared pace, paid back next reserve
+        self._pause_checked = -1e9
+        self._pause_check_seconds = pause_check_seconds
+        self._paused_until = 0.0
+        self._ready = False
+
+    async def _ensure_row(self) -> None:
+        if self._ready:
+            return
+        async with self.db.transaction() as session:
+            await session.execute(text(
+                "INSERT INTO send_pace (name, next_at) VALUES (:name, clock_timestamp()) "
+                "ON CONFLICT (name) DO NOTHING"), {"name": self.NAME})
+        self._ready = True
+
+    async def _reserve(self, count: int) -> None:
+        await self._ensure_row()
+        count += self._debt
+        async with self.db.transaction() as session:
+            row = (await session.execute(text(
+                "UPDATE send_pace SET next_at = GREATEST(next_at, "
+                "clock_timestamp() - make_interval(secs => :catch_up), "
+                "COALESCE(paused_until, clock_timestamp() - make_interval(secs => :catch_up))) "
+                "+ make_interval(secs => :span) "
+                "WHERE name = :name RETURNING next_at, clock_timestamp() AS now"),
+                {"name": self.NAME, "span": count * self.interval,
+                 "catch_up": CATCH_UP_SECONDS})).one()
+        local_now = self._monotonic()
+        end: datetime = row.next_at
+        start = local_now + (end - row.now).total_seconds() - count * self.interval
+        slots = [start + n * self.interval for n in range(count)]
+        self._slots.extend(slots[self._debt:])
+        self._debt = 0
+
+    async def acquire(self) -> None:
+        self._waiting += 1
+        try:
+            async with self._lock:
+                if not self._slots:
+                    await self._reserve(min(self._waiting, self.chunk))
+                slot = self._slots.popleft()
+        finally:
+            self._waiting -= 1
+        if (wait := slot - self._monotonic()) > 0:
+            await asyncio.sleep(wait)
+
+    def take_now(self) -> None:
+        self._debt += 1
+
+    async def pause(self, seconds: float) -> None:
+        """A 429: every process waits `seconds` before its next send."""
+        self._slots.clear()  # reserved before the pause; the server wants none of them now
+        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+        await self._ensure_row()
+        async with self.db.transaction() as session:
+            await session.execute(text(
+                "UPDATE send_pace SET paused_until = GREATEST(COALESCE(paused_until, "
+                "clock_timestamp()), clock_timestamp() + make_interval(secs => :seconds)) "
+                "WHERE name = :name"), {"name": self.NAME, "seconds": seconds})
+
+    async def paused_until(self) -> float:
+        """When the shared pause ends, on our monotonic clock (read at most every 0.25 s)."""
+        now = self._monotonic()
+        if now - self._pause_checked >= self._pause_check_seconds:
+            self._pause_checked = now
+            await self._ensure_row()
+            async with self.db.transaction() as session:
+                remaining = await session.scalar(text(
+                    "SELECT EXTRACT(EPOCH FROM paused_until - clock_timestamp()) "
+                    "FROM send_pace WHERE name = :name"), {"name": self.NAME})
+            if remaining is not None and float(remaining) > 0:
+                self._paused_until = max(self._paused_until, now + float(remaining))
+        return self._paused_until
+
+
 class TelegramRateLimiter(BaseRateLimiter[int]):
     """Global and per-chat pacing plus a shared 429 pause, with retries on 429."""
 
     def __init__(self, per_second: float = 30, per_chat: float = 1, chat_burst: int = 2,
-                 max_retries: int = 3, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 max_retries: int = 3, monotonic: Callable[[], float] = time.monotonic,
+                 shared: SharedPace | None = None, connections: int = 64) -> None:
         self._monotonic = monotonic
-        # A burst of one paces sends evenly, so the server never sees more than `per_second`.
-        self._global = TokenBucket(per_second, 1, monotonic)
+        # No more requests at once than the HTTP pool has connections: requests queued inside
+        # httpcore's pool are rescanned on every completion, which costs more CPU than sending.
+        self._connections = asyncio.Semaphore(connections)
+        # Sends are paced evenly; a tenth of a second's worth may catch up at once after a late
+        # wake-up (a busy event loop), so the pace is kept without ever bursting past Telegram's.
+        self._global: Pace = shared or TokenBucket(per_second, catch_up(per_second), monotonic)
+        self._shared = shared
         self._per_chat_rate = per_chat
         self._chat_burst = chat_burst
         self._chats: dict[int | str, TokenBucket] = {}
@@ -95,9 +222,18 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             self._chats[chat_id] = bucket
         return bucket
 
+    async def _pause_ends(self) -> float:
+        if self._shared is None:
+            return self._paused_until
+        try:
+            return max(self._paused_until, await self._shared.paused_until())
+        except Exception as error:  # the database is away: keep to this process's own pause
+            log.warning("could not read the shared pause (%s)", type(error).__name__)
+            return self._paused_until
+
     async def _wait_out_pause(self) -> None:
         # Loop rather than wait on an event: only the clock ends a pause, never another request.
-        while (remaining := self._paused_until - self._monotonic()) > 0:  # noqa: ASYNC110
+        while (remaining := await self._pause_ends() - self._monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(remaining)
 
     async def process_request(
@@ -125,12 +261,18 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 if chat_id is not None:
                     await self._chat(chat_id).acquire()
             try:
-                return await callback(*args, **kwargs)
+                async with self._connections:
+                    return await callback(*args, **kwargs)
             except RetryAfter as error:
                 seconds = error.retry_after
                 delay = seconds.total_seconds() if hasattr(seconds, "total_seconds") else seconds
                 self._paused_until = max(self._paused_until, self._monotonic() + float(delay))
                 self.retries_after_429 += 1
+                if self._shared is not None:
+                    try:
+                        await self._shared.pause(float(delay))
+                    except Exception as problem:
+                        log.warning("could not share a 429 pause (%s)", type(problem).__name__)
                 log.warning("Telegram asked us to wait %.1f s (%s)", delay, endpoint)
                 attempt += 1
                 if attempt > self.max_retries:

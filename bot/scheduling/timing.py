@@ -12,6 +12,7 @@ hours are ours and are written down here:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +54,14 @@ def _cron(step: Step, zone: ZoneInfo) -> CronTrigger:
     else:
         assert step.window is not None
         wall, days = parse_hhmm(step.window[0]), ",".join(step.days) if step.days else "*"
-    return CronTrigger(day_of_week=days, hour=wall.hour, minute=wall.minute, timezone=zone)
+    return _trigger(days, wall.hour, wall.minute, zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _trigger(days: str, hour: int, minute: int, zone: ZoneInfo) -> CronTrigger:
+    # Built once per schedule and zone: building one costs more than asking it for a time,
+    # and asking does not change it.
+    return CronTrigger(day_of_week=days, hour=hour, minute=minute, timezone=zone)
 
 
 def _cron_times(trigger: CronTrigger, zone: ZoneInfo, after: datetime,

@@ -80,9 +80,12 @@ async def replan(session: AsyncSession, client: Client, clock: Clock) -> None:
     await session.execute(delete(Delivery).where(
         Delivery.client_id == client.id, Delivery.status == DeliveryStatus.PENDING,
         Delivery.enrolment_id.is_not(None)))
+    # How far each pool was drawn is counted again from what is left, so the prompts deleted
+    # here are drawn again rather than skipped.
     await session.execute(update(Enrolment).where(
         Enrolment.client_id == client.id, Enrolment.ended_at.is_(None),
-        Enrolment.planned_through.is_not(None)).values(planned_through=clock.now()))
+        Enrolment.planned_through.is_not(None)).values(planned_through=clock.now(),
+                                                         pool_draws=None))
     # A couple's programs too: this partner's side of each open pair is planned again.
     await session.execute(update(Enrolment).where(
         Enrolment.couple_id.in_(select(CouplePartner.couple_id).where(

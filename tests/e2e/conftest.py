@@ -27,9 +27,12 @@ from bot.db.models import Therapist
 from bot.emulator.config import EmulatorConfig
 from bot.emulator.control import EmulatorControl
 from bot.emulator.runner import EmulatorThread
+from bot.ingest.webhook import WebhookServer
 from bot.library import Library
 from bot.services import onboarding
 from tests.conftest import make_settings
+
+WEBHOOK_SECRET = "webhook-secret_for-tests"
 
 
 @pytest.fixture(scope="session")
@@ -90,17 +93,25 @@ class BotHarness:
     emulator: EmulatorThread
     control: EmulatorControl
     runtime: Runtime | None = None
+    webhook: WebhookServer | None = None
     people: list[Person] = field(default_factory=list)
     # Everything people typed (invite tokens included): none of it may reach a log line.
     said_by_people: list[str] = field(default_factory=list)
     # Client names (invites) and Telegram first names: none may reach a log line either.
     names: set[str] = field(default_factory=set)
 
-    async def start(self, *, jobs: bool = False) -> None:
+    async def start(self, *, jobs: bool = False, webhook: bool = False) -> None:
+        """Start the bot: polling, or with `webhook` its endpoint served for the emulator to POST to."""
         self.runtime = build_runtime(
             self.settings, self.db, self.library, self.clock, api_url=self.emulator.url
         )
-        await self.runtime.start(poll=True, jobs=jobs)
+        if webhook:
+            self.webhook = WebhookServer(self.runtime.webhook_routes(WEBHOOK_SECRET, "/hook"), "127.0.0.1", 0)
+            await self.webhook.start()
+            url = f"http://127.0.0.1:{self.webhook.port}/hook"
+            await self.runtime.start(jobs=jobs, webhook=url, secret=WEBHOOK_SECRET)
+        else:
+            await self.runtime.start(poll=True, jobs=jobs)
 
     async def start_with_jobs(self) -> None:
         """Start as in production: PTB's JobQueue drives the dispatcher."""
@@ -110,6 +121,9 @@ class BotHarness:
         if self.runtime is not None:
             await self.runtime.stop()
             self.runtime = None
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
 
     async def restart(self) -> None:
         await self.stop()
@@ -189,13 +203,17 @@ class BotHarness:
 
 @pytest.fixture
 async def harness(
-    tmp_path: Path, library: Library, emulator: EmulatorThread, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    library: Library,
+    emulator: EmulatorThread,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> AsyncIterator[BotHarness]:
     caplog.set_level(logging.DEBUG)
     settings = make_settings(
         tmp_path, telegram_api_url=emulator.url, rate_limit_per_chat=50, rate_limit_chat_burst=50
     )
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}")
+    db = Database.from_url(database_url)
     await upgrade(db.engine)
     control = EmulatorControl(emulator.url)
     await control.reset()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from bot.config import Settings
+from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, make_settings
 
 INTERLUDE = [sys.executable, "-m", "bot.cli"]
 
@@ -27,8 +30,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, backend: str, database_url: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERLUDE_")}
+    if backend == "postgresql":  # SQLite keeps the default: a file in the data folder
+        environment["INTERLUDE_DATABASE_URL"] = database_url
     environment.update(
         {
             "INTERLUDE_DATA_DIR": str(tmp_path),
@@ -37,6 +42,10 @@ def env(tmp_path: Path) -> dict[str, str]:
             "INTERLUDE_POLL_TIMEOUT_SECONDS": "1",
             "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.3",
             "INTERLUDE_WEB_PORT": str(free_port()),
+            # What the tests' own connections use (make_settings), so both sides read each
+            # other's sealed columns and agree on which consent version is current.
+            "INTERLUDE_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+            "INTERLUDE_PRACTICE_NAME": make_settings(Path(".")).practice_name,
         }
     )
     return environment
@@ -258,8 +267,170 @@ def test_keys_generate_rotate_and_status_from_the_command_line(env: dict[str, st
 
 def test_a_practice_without_keys_is_told_how_to_make_one(env: dict[str, str]) -> None:
     env["INTERLUDE_TELEGRAM_TOKEN"] = "123:abc"
+    del env["INTERLUDE_ENCRYPTION_KEYS"]
     done = subprocess.run([*INTERLUDE, "therapist", "list"], env=env, cwd=env["INTERLUDE_DATA_DIR"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "INTERLUDE_ENCRYPTION_KEYS is not set" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def _enrol(settings: Settings, users: list[int]) -> list[int]:
+    """Consenting clients for these emulator users, with no quiet hours (prompts go now)."""
+    from bot.clock import SystemClock
+    from bot.db.engine import Database
+    from bot.db.migrate import upgrade
+    from bot.db.models import Client
+    from bot.library import load_library
+    from tests.integration.helpers import active_client
+
+    library = load_library(ROOT / "prompts")
+    db = Database.from_url(settings.sqlalchemy_url)
+    await upgrade(db.engine)
+    ids = []
+    for user in users:
+        client_id = await active_client(db, SystemClock(), settings, library, program=None,
+                                        telegram_id=user, name=f"C{user}")
+        async with db.transaction() as session:
+            client = await session.get(Client, client_id)
+            assert client is not None
+            client.quiet_start = client.quiet_end = "00:00"
+        ids.append(client_id)
+    await db.dispose()
+    return ids
+
+
+async def _queue(settings: Settings, ids: list[int]) -> None:
+    """A prompt due now for each client, as `interlude prompt send` queues one."""
+    from bot.clock import SystemClock
+    from bot.db.engine import Database
+    from bot.library import load_library
+    from bot.services import review
+
+    library = load_library(ROOT / "prompts")
+    db = Database.from_url(settings.sqlalchemy_url)
+    async with db.transaction() as session:
+        for client_id in ids:
+            await review.send_now(session, client_id=client_id, prompt_key="integration.body-after",
+                                  library=library, clock=SystemClock(), settings=settings)
+    await db.dispose()
+
+
+def _users(control: httpx.Client, count: int) -> list[int]:
+    control.post("/emulator/config", json={"require_user_start": False})
+    return [control.post("/emulator/users", json={"first_name": f"C{n}"}).json()["id"] for n in range(count)]
+
+
+def _start_bot(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**env, "INTERLUDE_WEB_PORT": str(free_port())}  # each process serves its dashboard
+    return subprocess.Popen([*INTERLUDE, "run"], env=env, cwd=env["INTERLUDE_DATA_DIR"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def test_two_bot_processes_share_the_prompts_and_send_each_once(
+    env: dict[str, str], emulator_process: str, tmp_path: Path, backend: str
+) -> None:
+    """Two `interlude run` processes on one PostgreSQL database send 60 due prompts, each once."""
+    if backend == "sqlite":
+        pytest.skip("several bot processes need PostgreSQL; SQLite runs one")
+    control = httpx.Client(base_url=emulator_process, timeout=10)
+    users = _users(control, 60)
+    settings = make_settings(tmp_path, database_url=env.get("INTERLUDE_DATABASE_URL"))
+    ids = asyncio.run(_enrol(settings, users))
+    env = {**env, "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.2", "INTERLUDE_DISPATCH_BATCH": "10",
+           "INTERLUDE_LOG_LEVEL": "DEBUG"}
+    logs = [tmp_path / f"bot{n}.log" for n in range(2)]
+    bots = [_start_bot(env, log) for log in logs]
+    try:
+        wait_until(lambda: all("is running" in log.read_text() for log in logs), within=60)
+        asyncio.run(_queue(settings, ids))
+
+        def delivered() -> dict[str, int]:
+            counts = control.get("/emulator/stats").json()["delivered"]
+            return counts if len(counts) >= len(users) else {}
+
+        wait_until(delivered, within=60)
+        time.sleep(0.5)  # anything sent twice would arrive by now
+        stats = control.get("/emulator/stats").json()
+        counts = stats["delivered"]
+    finally:
+        for bot in bots:
+            bot.terminate()
+        for bot in bots:
+            bot.wait(timeout=20)
+        control.close()
+    assert sorted(counts) == sorted(str(user) for user in users)
+    assert set(counts.values()) == {1}, "a prompt was sent twice"
+    # Telegram's default limits on the emulator: together the processes kept to 30/s.
+    assert stats["rate_limited"] == 0
+    shares = [sum(int(n) for n in re.findall(r"sent (\d+) prompts", log.read_text())) for log in logs]
+    assert sum(shares) == 60
+    assert all(share > 0 for share in shares), f"one process did all the work: {shares}"
+
+
+def test_a_bot_killed_mid_dispatch_loses_nothing_after_a_restart(
+    env: dict[str, str], emulator_process: str, tmp_path: Path
+) -> None:
+    """kill -9 while 120 prompts go out at 30/s; after a restart every client has theirs, and
+    no more were sent twice than were in flight at the kill (two seconds' worth)."""
+    control = httpx.Client(base_url=emulator_process, timeout=10)
+    users = _users(control, 120)
+    settings = make_settings(tmp_path, database_url=env.get("INTERLUDE_DATABASE_URL"))
+    ids = asyncio.run(_enrol(settings, users))
+    env = {**env, "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.2", "INTERLUDE_SEND_LEASE_SECONDS": "2"}
+    asyncio.run(_queue(settings, ids))
+    bot = _start_bot(env, tmp_path / "first.log")
+    try:
+        wait_until(lambda: len(control.get("/emulator/stats").json()["delivered"]) >= 30, within=60)
+        bot.kill()
+        bot.wait(timeout=10)
+        at_kill = len(control.get("/emulator/stats").json()["delivered"])
+        assert at_kill < len(users), "the kill came too late to prove anything"
+        bot = _start_bot(env, tmp_path / "second.log")
+
+        def all_delivered() -> dict[str, int]:
+            counts = control.get("/emulator/stats").json()["delivered"]
+            return counts if len(counts) >= len(users) else {}
+
+        counts = wait_until(all_delivered, within=90)
+    finally:
+        bot.terminate()
+        bot.wait(timeout=20)
+        control.close()
+    assert sorted(counts) == sorted(str(user) for user in users), "a prompt was lost"
+    duplicates = sum(count - 1 for count in counts.values())
+    print(f"killed after {at_kill} of {len(users)} delivered; {duplicates} sent twice")
+    assert duplicates <= 60
+
+
+def test_the_bot_runs_behind_a_webhook(env: dict[str, str], emulator_process: str, tmp_path: Path) -> None:
+    """`interlude run --webhook URL` sets the webhook with a secret and answers what arrives."""
+    port = free_port()
+    env = {**env, "INTERLUDE_WEBHOOK_PORT": str(port)}
+    bot = _start_bot_with(env, tmp_path / "bot.log", "--webhook", f"http://127.0.0.1:{port}/telegram/webhook")
+    control = httpx.Client(base_url=emulator_process, timeout=10)
+    try:
+        wait_until(lambda: "is running" in (tmp_path / "bot.log").read_text(), within=60)
+        user = control.post("/emulator/users", json={"first_name": "Sam"}).json()["id"]
+        control.post(f"/emulator/users/{user}/messages", json={"text": "/help"})
+
+        def answered() -> list[dict[str, Any]]:
+            messages = control.get(f"/emulator/chats/{user}").json()["messages"]
+            return [m for m in messages if m["from"]["is_bot"]]
+
+        assert wait_until(answered)
+        stats = control.get("/emulator/stats").json()
+        assert stats["webhook_pushes"] >= 1
+        assert stats["methods"].get("getUpdates", 0) == 0
+        forged = httpx.post(f"http://127.0.0.1:{port}/telegram/webhook", json={"update_id": 1}, timeout=10)
+        assert forged.status_code == 403
+    finally:
+        control.close()
+        bot.terminate()
+        bot.wait(timeout=20)
+    assert bot.returncode == 0, (tmp_path / "bot.log").read_text()
+
+
+def _start_bot_with(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*INTERLUDE, "run", *args], env=env, cwd=env["INTERLUDE_DATA_DIR"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)

@@ -27,13 +27,16 @@ async def active_client(
     anchor: datetime | None = None,
     telegram_id: int = 5001,
     name: str = "Sam",
+    therapist_id: int | None = None,
 ) -> int:
-    """An invited client who consented and set a time zone (quiet hours left at the default)."""
+    """An invited client who consented and set a time zone (quiet hours left at the default);
+    with a therapist of their own unless `therapist_id` names one."""
     async with db.transaction() as session:
-        therapist = await onboarding.add_therapist(session, "Dr Rivera", clock, settings)
+        if therapist_id is None:
+            therapist_id = (await onboarding.add_therapist(session, "Dr Rivera", clock, settings)).id
         invite = await onboarding.invite_client(
             session,
-            therapist_id=therapist.id,
+            therapist_id=therapist_id,
             name=name,
             clock=clock,
             settings=settings,

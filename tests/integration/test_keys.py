@@ -19,6 +19,7 @@ from bot.db.rotation import count_by_key, rotate_keys
 from bot.library import Library
 from bot.services import onboarding
 from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
+from tests.postgres import PostgresServer
 
 OLD, NEW = KeyRing.generate_key(), KeyRing.generate_key()
 
@@ -121,10 +122,17 @@ def test_a_real_practice_must_set_keys_and_the_demo_makes_its_own(
     assert key_ring_for(demo).primary_id == first.primary_id  # made once, then reused
 
 
-async def test_upgrade_seals_rows_written_before_encryption(tmp_path: Path) -> None:
+async def test_upgrade_seals_rows_written_before_encryption(
+    tmp_path: Path, backend: str, postgres: PostgresServer | None
+) -> None:
     """A practice upgrading from a version without encryption has its existing text sealed."""
     path = tmp_path / "old.db"
-    db = Database.from_url(f"sqlite+aiosqlite:///{path}")
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        assert postgres is not None
+        url = await postgres.create_database(migrated=False)
+    db = Database.from_url(url)
     try:
         await upgrade(db.engine, "0003")
         async with db.engine.begin() as connection:
@@ -141,8 +149,16 @@ async def test_upgrade_seals_rows_written_before_encryption(tmp_path: Path) -> N
             client = await session.get(Client, 1)
             assert (client.display_name, await session.scalar(select(Reply.text))) == (
                 "Plainname", "plain words from before")
+        # The column as the database holds it, read without our types.
+        async with db.engine.connect() as connection:
+            stored = str(await connection.scalar(text("SELECT text FROM replies")))
+            name = str(await connection.scalar(text("SELECT display_name FROM clients")))
     finally:
         await db.dispose()
-    with sqlite3.connect(path) as raw:
-        stored = raw.execute("SELECT text FROM replies").fetchone()[0]
+        if postgres is not None and backend == "postgresql":
+            await postgres.drop_database(url)
     assert "plain words" not in stored
+    assert "Plainname" not in name
+    if backend == "sqlite":
+        with sqlite3.connect(path) as raw:
+            assert "plain words" not in raw.execute("SELECT text FROM replies").fetchone()[0]

@@ -13,7 +13,7 @@ from bot.db.engine import Database
 from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus
 from bot.library import Library
 from bot.scheduling.dispatcher import Dispatcher, Transient, Unreachable
-from bot.scheduling.planner import Planner
+from bot.scheduling.planner import Planner, new_delivery
 from bot.services import controls, onboarding
 from tests.integration.helpers import RecordingSender, RetryLater, active_client, deliveries
 
@@ -262,3 +262,38 @@ async def test_planning_after_a_restart_resumes_where_it_stopped(
     days = [d.due_at.astimezone(BERLIN).date() for d in await deliveries(db, client_id)]
     assert days == sorted(set(days))
     assert len(days) == 3  # Mon, Tue, Wed 20:00 (the 48h horizon from Tue 16:00 reaches Thu 16:00)
+
+
+async def test_a_large_practice_cannot_hold_back_a_small_one(
+    db: Database, clock: FakeClock, settings: Settings, library: Library
+) -> None:
+    """With 12 of one therapist's check-ins and 2 of another's due at 20:00, the first 4 sent
+    take turns between the practices; a prompt due a minute earlier goes before all of them."""
+    async with db.transaction() as session:
+        large = (await onboarding.add_therapist(session, "Large practice", clock, settings)).id
+        small = (await onboarding.add_therapist(session, "Small practice", clock, settings)).id
+    chats: dict[int, int] = {}
+    for n in range(14):
+        therapist = large if n < 12 else small
+        chat = 9000 + n
+        await active_client(db, clock, settings, library, telegram_id=chat, name=f"C{n}",
+                            therapist_id=therapist)
+        chats[chat] = therapist
+    await Planner(db, library, clock, settings).plan()
+    early_client = await active_client(db, clock, settings, library, program=None, telegram_id=8999,
+                                       therapist_id=large)
+    chats[8999] = large
+    async with db.transaction() as session:
+        client = await session.get(Client, early_client)
+        assert client is not None
+        session.add(new_delivery(client, library.prompts["checkin.evening"], settings=settings,
+                                 scheduled_for=datetime(2026, 3, 2, 19, 59, tzinfo=BERLIN)))
+    clock.set(datetime(2026, 3, 2, 20, 0, 30, tzinfo=BERLIN))
+    sender = RecordingSender()
+    dispatcher = Dispatcher(db, sender, clock, settings.model_copy(update={"dispatch_batch": 5}))
+    await dispatcher.tick()
+    order = [chats[item.chat_id] for item in sender.sent]
+    assert sender.sent[0].chat_id == 8999  # due first, sent first
+    assert order[1:] == [large, small, large, small]
+    await dispatcher.run_until_idle()
+    assert len(sender.sent) == 15

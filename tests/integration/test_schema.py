@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -27,6 +28,8 @@ async def test_migrations_and_models_agree(db: Database) -> None:
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db: Database) -> None:
     """SQLite is in WAL mode and waits for a lock instead of failing at once."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
     async with db.transaction() as session:
         mode = (await session.execute(text("PRAGMA journal_mode"))).scalar()
         timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
