@@ -75,7 +75,8 @@ class Screener:
         classifier = None
         if rules.classifier is not None:
             examples = load_examples(path.parent / rules.classifier.examples)
-            classifier = CrisisClassifier(examples, normalise, rules.classifier.regularisation)
+            classifier = CrisisClassifier(examples, normalise, rules.classifier.regularisation,
+                                         rules.negation)
         return cls(rules, classifier)
 
     def screen(self, text: str) -> Screening:
