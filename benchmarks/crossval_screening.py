@@ -109,8 +109,8 @@ def main() -> None:
         for s in scored:
             flagged = s.rule or s.probability >= threshold
             if s.example.crisis != flagged:
-                kind = "missed" if s.example.crisis else "alarm "
-                print(f"{kind} {s.probability:.2f} [{s.example.lang}] {s.example.text}")
+                kind = "missed" if s.example.crisis else "alarm (rule)" if s.rule else "alarm"
+                print(f"{s.fold} {kind} {s.probability:.2f} [{s.example.lang}] {s.example.text}")
 
 
 if __name__ == "__main__":

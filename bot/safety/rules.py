@@ -63,8 +63,11 @@ class SafetyRules(Strict):
     safe_phrases: tuple[str, ...] = ()
     # Markers of a long-ago memory ("when I was 15", "years ago") for rules marked past.
     distant_past: str = r"$^"
-    # ...unless the same sentence brings it into the present ("again", "tonight", "now").
+    # ...unless the same sentence brings it back ("again", "still", "is back")...
     recurrence: str = r"$^"
+    # ...or the phrase's own clause places it now ("now", "tonight"). Only its own clause: in
+    # "I used to want to die, now I want to live", "now" begins the contrast, not the wish.
+    present_time: str = r"$^"
 
     @field_validator("resources")
     @classmethod
@@ -78,7 +81,7 @@ class SafetyRules(Strict):
     def _safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_compiles(p) for p in value)
 
-    @field_validator("distant_past", "recurrence")
+    @field_validator("distant_past", "recurrence", "present_time")
     @classmethod
     def _past(cls, value: str) -> str:
         return _compiles(value)

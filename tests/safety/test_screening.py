@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import regex
 import yaml
 
+from bot.safety.classifier import mark_negated
 from bot.safety.rules import SafetyRulesError, load_rules
 from bot.safety.screening import Screener, normalise
 from tests.conftest import ROOT
@@ -115,6 +117,7 @@ def test_training_at_start_up_is_quick() -> None:
         ("Ich würde gern nicht mehr aufwachen", "ich wurde gern nicht mehr aufwachen"),
         ("kiero morir", "quiero morir"),
         ("call 988", "call 988"),
+        ("I used to, now I don’t", "i used to, now i dont"),
     ],
 )
 def test_text_is_normalised_before_matching(text: str, expected: str) -> None:
@@ -133,3 +136,33 @@ def test_a_broken_rule_is_reported_with_its_file(tmp_path: Path) -> None:
     with pytest.raises(SafetyRulesError) as error:
         load_rules(broken)
     assert any(problem.startswith("safety.yaml") for problem in error.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "crisis"),
+    [
+        ("I used to want to die, now I want to live", False),
+        ("when I was 15 I wanted to die, and now I want to die again", True),
+        ("years ago I tried to end it. tonight I want to end it", True),
+        ("No, I'm not suicidal, thank you for asking", False),
+        ("ich will mich umbringen", True),
+    ],
+)
+def test_a_long_ago_memory_is_told_apart_from_now(screener: Screener, text: str, crisis: bool) -> None:
+    """A past wish contrasted with the present is no alarm; the same wish brought back is one."""
+    assert screener.screen(text).crisis is crisis
+
+
+def test_a_comma_does_not_end_a_negation(screener: Screener) -> None:
+    """German puts a comma before 'mich umzubringen'; the 'nicht' before it still turns it around."""
+    assert screener.explain("ich habe nicht vor, mich umzubringen") is None
+    assert screener.explain("ich habe vor, mich umzubringen") is not None
+
+
+def test_the_classifier_reads_words_after_a_negation_as_negated() -> None:
+    """'never kill myself' and 'kill myself' share no words for the classifier; 'no one' is no negation."""
+    negation = load_rules(ROOT / "prompts" / "safety.yaml").negation
+    cues, not_negating = regex.compile(negation.cues), regex.compile(negation.not_negating)
+    assert mark_negated("i would never kill myself. i love them", cues, not_negating, 3) == (
+        "i would never notkill notmyself . i love them .")
+    assert mark_negated("no one would miss me", cues, not_negating, 3) == "no one would miss me ."
