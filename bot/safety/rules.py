@@ -51,7 +51,13 @@ class Negation(Strict):
 class ClassifierSettings(Strict):
     examples: str = "safety-examples"  # a folder beside safety.yaml
     threshold: float = Field(default=0.55, gt=0, lt=1)
+    # A lower threshold for messages that use a word of crisis (death, pills, blood, a knife):
+    # the classifier's doubt about them is worth a therapist's look, about a sunset it is not.
+    vocabulary_threshold: float = Field(default=0.55, gt=0, lt=1)
+    vocabulary: str = r"$^"
     regularisation: float = Field(default=10, gt=0)
+
+    _check = field_validator("vocabulary")(classmethod(lambda cls, value: _compiles(value)))
 
 
 class SafetyRules(Strict):

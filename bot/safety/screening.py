@@ -56,6 +56,9 @@ class Screener:
         self.rules = rules
         self.classifier = classifier
         self._threshold = rules.classifier.threshold if rules.classifier else 1.0
+        self._vocabulary_threshold = (rules.classifier.vocabulary_threshold if rules.classifier
+                                      else 1.0)
+        self._vocabulary = regex.compile(rules.classifier.vocabulary if rules.classifier else r"$^")
         self._patterns = [
             (category, regex.compile(
                 f"(?:{rule.pattern}){{e<={rule.typos}}}" if rule.typos else rule.pattern,
@@ -89,8 +92,11 @@ class Screener:
         found = self._first_rule(normal)
         if found:
             return Screening(True, found[0])
-        if self.classifier is not None and self.classifier.probability(normal) >= self._threshold:
-            return Screening(True, self.classifier.category(normal))
+        if self.classifier is not None:
+            probability = self.classifier.probability(normal)
+            if probability >= self._threshold or (
+                    probability >= self._vocabulary_threshold and self._vocabulary.search(normal)):
+                return Screening(True, self.classifier.category(normal))
         return Screening(False)
 
     def explain(self, text: str) -> tuple[Category, str, str] | None:
