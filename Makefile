@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench fuzz messages key clean
+.PHONY: run test lint bench crossval fuzz messages key clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Interlude needs Python 3.11 or newer")'
@@ -37,6 +37,10 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_dispatch
 	$(BIN)/python -m benchmarks.bench_planning
 	$(BIN)/python -m benchmarks.bench_pipeline
+
+## crossval: crisis screening measured between the example sets (never the final set)
+crossval: $(STAMP)
+	$(BIN)/python -m benchmarks.crossval_screening --sweep
 
 ## fuzz: the hostile-update property with many generated updates (a few minutes; not in make test)
 FUZZ_EXAMPLES ?= 10000

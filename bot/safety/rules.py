@@ -51,7 +51,13 @@ class Negation(Strict):
 class ClassifierSettings(Strict):
     examples: str = "safety-examples"  # a folder beside safety.yaml
     threshold: float = Field(default=0.55, gt=0, lt=1)
+    # A lower threshold for messages that use a word of crisis (death, pills, blood, a knife):
+    # the classifier's doubt about them is worth a therapist's look, about a sunset it is not.
+    vocabulary_threshold: float = Field(default=0.55, gt=0, lt=1)
+    vocabulary: str = r"$^"
     regularisation: float = Field(default=10, gt=0)
+
+    _check = field_validator("vocabulary")(classmethod(lambda cls, value: _compiles(value)))
 
 
 class SafetyRules(Strict):
@@ -63,8 +69,11 @@ class SafetyRules(Strict):
     safe_phrases: tuple[str, ...] = ()
     # Markers of a long-ago memory ("when I was 15", "years ago") for rules marked past.
     distant_past: str = r"$^"
-    # ...unless the same sentence brings it into the present ("again", "tonight", "now").
+    # ...unless the same sentence brings it back ("again", "still", "is back")...
     recurrence: str = r"$^"
+    # ...or the phrase's own clause places it now ("now", "tonight"). Only its own clause: in
+    # "I used to want to die, now I want to live", "now" begins the contrast, not the wish.
+    present_time: str = r"$^"
 
     @field_validator("resources")
     @classmethod
@@ -78,7 +87,7 @@ class SafetyRules(Strict):
     def _safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_compiles(p) for p in value)
 
-    @field_validator("distant_past", "recurrence")
+    @field_validator("distant_past", "recurrence", "present_time")
     @classmethod
     def _past(cls, value: str) -> str:
         return _compiles(value)

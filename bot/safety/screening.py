@@ -24,6 +24,7 @@ from bot.safety.rules import CATEGORIES, Category, SafetyRules, load_rules
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "@": "a", "$": "s", "7": "t"})
 _WORD = regex.compile(r"\w+")
 _SENTENCE_END = regex.compile(r"[.!?;\n]")
+_CLAUSE_END = regex.compile(r"[.!?;,\n]")
 
 
 def normalise(text: str) -> str:
@@ -36,7 +37,8 @@ def normalise(text: str) -> str:
                        lambda m: m.group().translate(_LEET), folded)
     folded = regex.sub(r"(\p{L})\1{2,}", r"\1\1", folded)
     folded = regex.sub(r"\bk(?=ier[eo]s?\b)", "qu", folded)  # "kiero" is how many write "quiero"
-    folded = regex.sub(r"[^\w\s.!?;\n]", " ", folded)
+    # Commas stay: they end a clause ("I used to want to die, now I want to live").
+    folded = regex.sub(r"[^\w\s.,!?;\n]", " ", folded)
     return regex.sub(r"[ \t]+", " ", folded).strip()
 
 
@@ -54,6 +56,9 @@ class Screener:
         self.rules = rules
         self.classifier = classifier
         self._threshold = rules.classifier.threshold if rules.classifier else 1.0
+        self._vocabulary_threshold = (rules.classifier.vocabulary_threshold if rules.classifier
+                                      else 1.0)
+        self._vocabulary = regex.compile(rules.classifier.vocabulary if rules.classifier else r"$^")
         self._patterns = [
             (category, regex.compile(
                 f"(?:{rule.pattern}){{e<={rule.typos}}}" if rule.typos else rule.pattern,
@@ -67,6 +72,7 @@ class Screener:
         self._safe = [regex.compile(p) for p in rules.safe_phrases]
         self._distant_past = regex.compile(rules.distant_past)
         self._recurrence = regex.compile(rules.recurrence)
+        self._present_time = regex.compile(rules.present_time)
 
     @classmethod
     def from_file(cls, path: Path) -> Screener:
@@ -75,7 +81,8 @@ class Screener:
         classifier = None
         if rules.classifier is not None:
             examples = load_examples(path.parent / rules.classifier.examples)
-            classifier = CrisisClassifier(examples, normalise, rules.classifier.regularisation)
+            classifier = CrisisClassifier(examples, normalise, rules.classifier.regularisation,
+                                         rules.negation)
         return cls(rules, classifier)
 
     def screen(self, text: str) -> Screening:
@@ -85,8 +92,11 @@ class Screener:
         found = self._first_rule(normal)
         if found:
             return Screening(True, found[0])
-        if self.classifier is not None and self.classifier.probability(normal) >= self._threshold:
-            return Screening(True, self.classifier.category(normal))
+        if self.classifier is not None:
+            probability = self.classifier.probability(normal)
+            if probability >= self._threshold or (
+                    probability >= self._vocabulary_threshold and self._vocabulary.search(normal)):
+                return Screening(True, self.classifier.category(normal))
         return Screening(False)
 
     def explain(self, text: str) -> tuple[Category, str, str] | None:
@@ -108,7 +118,8 @@ class Screener:
         if any(s <= start and end <= e for s, e in safe_spans):
             return True
         before = text[:start]
-        # Negation counts only within the phrase's own sentence.
+        # Negation counts only within the phrase's own sentence (a comma does not end it:
+        # "ich habe nicht vor, mich umzubringen").
         sentence_start = max((m.end() for m in _SENTENCE_END.finditer(before)), default=0)
         words = _WORD.findall(before[sentence_start:])[-self._window:]
         lead = " ".join(words)
@@ -116,12 +127,18 @@ class Screener:
                 " ".join(_WORD.findall(before)[-self._window - 2:]) + " " + text[start:end]):
             return True
         if past:
-            sentence_start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
-            sentence_end_match = _SENTENCE_END.search(text, end)
-            sentence = text[sentence_start:sentence_end_match.start() if sentence_end_match else len(text)]
-            if self._distant_past.search(sentence) and not self._recurrence.search(sentence):
+            sentence = _around(text, start, end, _SENTENCE_END)
+            if (self._distant_past.search(sentence) and not self._recurrence.search(sentence)
+                    and not self._present_time.search(_around(text, start, end, _CLAUSE_END))):
                 return True
         return False
+
+
+def _around(text: str, start: int, end: int, boundary: regex.Pattern[str]) -> str:
+    """The sentence or clause (by `boundary`) that holds text[start:end]."""
+    begin = max((m.end() for m in boundary.finditer(text, 0, start)), default=0)
+    finish = boundary.search(text, end)
+    return text[begin:finish.start() if finish else len(text)]
 
 
 @cache

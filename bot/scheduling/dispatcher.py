@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.db.engine import Database
 from bot.db.models import Client, ClientStatus, Delivery, DeliveryStatus, Therapist
 from bot.services.controls import can_receive, is_paused, quiet_release
-from bot.services.onboarding import consent_is_current, consent_version, renewal_text
+from bot.services.onboarding import consent_version, renewal_text
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300
@@ -114,6 +114,8 @@ class Dispatcher:
         self.settings = settings
         self._lease = timedelta(seconds=settings.send_lease_seconds)
         self.sent_total = 0
+        # The consent in force, worked out once: it renders and hashes the whole consent text.
+        self._consent_version = consent_version(settings)
 
     async def tick(self) -> TickReport:
         """One round: claim what is due, send it, record what happened."""
@@ -222,11 +224,11 @@ class Dispatcher:
             report.skipped += 1
             return None
         assert client.telegram_user_id is not None
-        if not consent_is_current(client, self.settings):
+        if client.consent_version != self._consent_version:
             # Held, not sent, until they agree to the updated consent (asked once, in its place).
             delivery.due_at = now + CONSENT_HOLD
             report.held += 1
-            version = consent_version(self.settings)
+            version = self._consent_version
             if client.consent_asked_version == version:
                 return None
             client.consent_asked_version = version

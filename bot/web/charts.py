@@ -67,6 +67,21 @@ def _sessions(sessions: list[datetime], start: datetime, end: datetime) -> list[
     return parts
 
 
+def _intensity_frame(chart_id: str, title: str, summary: str, sessions: list[datetime],
+                     start: datetime, end: datetime, zone: ZoneInfo) -> list[str]:
+    """The opening of an intensity chart: titled and described for screen readers, the 0-10
+    grid, the date axis and the medicine sessions."""
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
+             f'<title id="{chart_id}-title">{escape(title)}</title>',
+             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
+    for level in (0, 5, 10):
+        y = _y(level)
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                     f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{level}</text>')
+    return [*parts, *_date_axis(start, end, zone), *_sessions(sessions, start, end)]
+
+
 def checkin_chart(points: list[CheckInPoint], sessions: list[datetime], start: datetime,
                   end: datetime, zone: ZoneInfo, chart_id: str = "checkins") -> Markup:
     """Intensity (0-10) over time, each point shaped by state; medicine sessions as lines."""
@@ -74,16 +89,8 @@ def checkin_chart(points: list[CheckInPoint], sessions: list[datetime], start: d
     states = {s: sum(p.state == s for p in described) for s in STATE_NAMES}
     summary = (f"{len(described)} check-ins from {start:%d %b} to {end:%d %b}: "
                + ", ".join(f"{n} {STATE_NAMES[s]}" for s, n in states.items()))
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
-             f'<title id="{chart_id}-title">Check-ins: state and intensity</title>',
-             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
-    for level in (0, 5, 10):
-        y = _y(level)
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                     f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{level}</text>')
-    parts += _date_axis(start, end, zone)
-    parts += _sessions(sessions, start, end)
+    parts = _intensity_frame(chart_id, "Check-ins: state and intensity", summary, sessions,
+                             start, end, zone)
     line = [p for p in described if p.intensity is not None]
     if len(line) > 1:
         path = " ".join(f"{_x(p.at, start, end):.1f},{_y(p.intensity or 0):.1f}" for p in line)
@@ -163,16 +170,8 @@ def couple_chart(series: list[tuple[str, list[CheckInPoint]]], sessions: list[da
                            + (f", average {sum(p.intensity or 0 for p in points) / len(points):.1f}"
                               if points else "")
                            for name, points in counts))
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
-             f'<title id="{chart_id}-title">Both partners\' check-ins: intensity</title>',
-             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
-    for level in (0, 5, 10):
-        y = _y(level)
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                     f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{level}</text>')
-    parts += _date_axis(start, end, zone)
-    parts += _sessions(sessions, start, end)
+    parts = _intensity_frame(chart_id, "Both partners' check-ins: intensity", summary, sessions,
+                             start, end, zone)
     for position, (name, points) in enumerate(counts[:2]):
         css = PARTNER_STYLES[position]
         parts.append(f'<g class="series {css}" data-partner="{position}">')

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import regex
 import yaml
 
+from bot.safety.classifier import mark_negated
 from bot.safety.rules import SafetyRulesError, load_rules
 from bot.safety.screening import Screener, normalise
 from tests.conftest import ROOT
@@ -24,11 +26,16 @@ FINAL = Path(__file__).with_name("crisis_messages_final.yaml")
 EXAMPLES = ROOT / "prompts" / "safety-examples"
 EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
 # The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. On the final set
-# the screener measures 0.874 and 0.126, and 0.016 on everyday messages (see README): these
-# floors guard that level until a better screener raises them.
-FINAL_RECALL_FLOOR = 0.87
-FINAL_FALSE_POSITIVE_CEILING = 0.13
-EVERYDAY_FALSE_POSITIVE_CEILING = 0.02
+# the screener measures 0.913 and 0.154, and 0.011 on everyday messages (see README; it was
+# 0.874, 0.126 and 0.016 before the example sets C to H): these floors guard that level until
+# a better screener raises them. Failures give counts only, never the final set's messages.
+# (The final set was read twice in that round: after the last change to rules and thresholds, and
+# again after everyday examples were added for a false alarm an end-to-end test found; nothing but
+# these floors changed after either reading.)
+FINAL_RECALL_FLOOR = 0.90
+FINAL_FALSE_POSITIVE_CEILING = 0.16
+EVERYDAY_FALSE_POSITIVE_CEILING = 0.015
+CATEGORY_RIGHT_FLOOR = 0.92
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +57,22 @@ def rates(screener: Screener, labelled: list[dict[str, Any]]) -> tuple[float, fl
 
 
 def test_final_set_recall_and_false_positives(screener: Screener) -> None:
-    """On messages nothing was tuned on, recall stays at 0.87 or more and false alarms at 0.13 or less."""
+    """On messages nothing was tuned on, recall stays at 0.90 or more and false alarms at 0.16 or less."""
     recall, false_positive_rate, missed, _ = rates(screener, messages(FINAL))
     print(
         f"\ncrisis screening, final set: recall {recall:.3f}, false-positive rate "
         f"{false_positive_rate:.3f} (targets 0.98 and 0.10)"
     )
     assert recall >= FINAL_RECALL_FLOOR, f"{len(missed)} crisis messages missed"
-    assert false_positive_rate <= FINAL_FALSE_POSITIVE_CEILING
+    assert false_positive_rate <= FINAL_FALSE_POSITIVE_CEILING, "too many false alarms on look-alikes"
 
 
 def test_everyday_messages_rarely_raise_an_alarm(screener: Screener) -> None:
-    """Ordinary replies, settings and small talk (held out) get a crisis answer at most 2% of the time."""
+    """Ordinary replies, settings and small talk (held out) get a crisis answer at most 1.5% of the time."""
     everyday = messages(EVERYDAY_FINAL)
     alarms = [m["text"] for m in everyday if screener.screen(m["text"]).crisis]
     print(f"\ncrisis screening, everyday messages: false alarms {len(alarms)}/{len(everyday)}")
-    assert len(alarms) / len(everyday) <= EVERYDAY_FALSE_POSITIVE_CEILING, alarms
+    assert len(alarms) / len(everyday) <= EVERYDAY_FALSE_POSITIVE_CEILING, f"{len(alarms)} false alarms"
 
 
 def test_known_phrasings_in_the_examples_are_caught(screener: Screener) -> None:
@@ -79,8 +86,9 @@ def test_known_phrasings_in_the_examples_are_caught(screener: Screener) -> None:
 def test_every_category_and_language_is_caught_on_the_final_set(screener: Screener) -> None:
     """Each category in English, Spanish and German is caught in at least 60% of unseen messages.
 
-    With eight to twenty messages in a cell, one message moves it 5 to 12 points. Spanish is the
-    weakest language now: medical emergencies 5 of 8 and suicidal thoughts 11 of 16.
+    With eight to twenty messages in a cell, one message moves it 5 to 12 points. Spanish was the
+    weakest language before example sets C to H (medical emergencies 5 of 8, suicidal thoughts
+    11 of 16); the cells were not measured one by one since.
     """
     seen: Counter[tuple[str, str]] = Counter()
     caught: Counter[tuple[str, str]] = Counter()
@@ -97,7 +105,7 @@ def test_the_alert_names_the_right_kind_of_crisis(screener: Screener) -> None:
     caught = [m for m in messages(FINAL) if m["crisis"] and screener.screen(m["text"]).crisis]
     right = sum(screener.screen(m["text"]).category == m["category"] for m in caught)
     print(f"\ncategory right for {right}/{len(caught)} caught crisis messages")
-    assert right / len(caught) >= 0.80
+    assert right / len(caught) >= CATEGORY_RIGHT_FLOOR
 
 
 def test_training_at_start_up_is_quick() -> None:
@@ -115,6 +123,7 @@ def test_training_at_start_up_is_quick() -> None:
         ("Ich würde gern nicht mehr aufwachen", "ich wurde gern nicht mehr aufwachen"),
         ("kiero morir", "quiero morir"),
         ("call 988", "call 988"),
+        ("I used to, now I don’t", "i used to, now i dont"),
     ],
 )
 def test_text_is_normalised_before_matching(text: str, expected: str) -> None:
@@ -133,3 +142,33 @@ def test_a_broken_rule_is_reported_with_its_file(tmp_path: Path) -> None:
     with pytest.raises(SafetyRulesError) as error:
         load_rules(broken)
     assert any(problem.startswith("safety.yaml") for problem in error.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "crisis"),
+    [
+        ("I used to want to die, now I want to live", False),
+        ("when I was 15 I wanted to die, and now I want to die again", True),
+        ("years ago I tried to end it. tonight I want to end it", True),
+        ("No, I'm not suicidal, thank you for asking", False),
+        ("ich will mich umbringen", True),
+    ],
+)
+def test_a_long_ago_memory_is_told_apart_from_now(screener: Screener, text: str, crisis: bool) -> None:
+    """A past wish contrasted with the present is no alarm; the same wish brought back is one."""
+    assert screener.screen(text).crisis is crisis
+
+
+def test_a_comma_does_not_end_a_negation(screener: Screener) -> None:
+    """German puts a comma before 'mich umzubringen'; the 'nicht' before it still turns it around."""
+    assert screener.explain("ich habe nicht vor, mich umzubringen") is None
+    assert screener.explain("ich habe vor, mich umzubringen") is not None
+
+
+def test_the_classifier_reads_words_after_a_negation_as_negated() -> None:
+    """'never kill myself' and 'kill myself' share no words for the classifier; 'no one' is no negation."""
+    negation = load_rules(ROOT / "prompts" / "safety.yaml").negation
+    cues, not_negating = regex.compile(negation.cues), regex.compile(negation.not_negating)
+    assert mark_negated("i would never kill myself. i love them", cues, not_negating, 3) == (
+        "i would never notkill notmyself . i love them .")
+    assert mark_negated("no one would miss me", cues, not_negating, 3) == "no one would miss me ."

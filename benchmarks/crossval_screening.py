@@ -1,0 +1,133 @@
+"""Cross-validation of crisis screening between the example sets in prompts/safety-examples/.
+
+Each crisis set (set-a, set-b, ...) is held out in turn: the classifier trains on the other sets
+and on the everyday messages outside one share, and is measured on the held-out set and that share
+of everyday messages. The rules are the same in every fold, and were written with every set in
+view, so these figures flatter them; the final set in tests/safety does not, and is never read
+here. This is the tool for choosing the threshold and for seeing where examples are thin.
+
+Run with `make crossval`; `--sweep` adds a table of plain thresholds (the one for messages with
+a word of crisis kept at or below each), `--misses` lists what each fold got wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import regex
+
+from bot.safety.classifier import CrisisClassifier, Example, load_example_file
+from bot.safety.rules import load_rules
+from bot.safety.screening import Screener, normalise
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "prompts" / "safety.yaml"
+EVERYDAY = "everyday"
+
+
+@dataclass(frozen=True)
+class Scored:
+    example: Example
+    fold: str
+    everyday: bool
+    rule: bool
+    probability: float
+    vocabulary: bool  # uses a word of crisis, so the lower threshold applies
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    plain: float
+    vocabulary: float
+
+    def flagged(self, s: Scored) -> bool:
+        return s.rule or s.probability >= (self.vocabulary if s.vocabulary else self.plain)
+
+
+def score_folds() -> list[Scored]:
+    rules = load_rules(RULES)
+    assert rules.classifier is not None, "the rules name no classifier"
+    folder = RULES.parent / rules.classifier.examples
+    sets = {path.stem: load_example_file(path) for path in sorted(folder.glob("*.yaml"))}
+    everyday = sets.pop(EVERYDAY)
+    rule_screener = Screener(rules)
+    vocabulary = regex.compile(rules.classifier.vocabulary)
+    scored = []
+    for fold, (name, held_out) in enumerate(sets.items()):
+        everyday_held_out = everyday[fold::len(sets)]
+        training = [e for other, examples in sets.items() if other != name for e in examples]
+        training += [e for i, e in enumerate(everyday) if i % len(sets) != fold]
+        classifier = CrisisClassifier(training, normalise, rules.classifier.regularisation,
+                                      rules.negation)
+        for example, is_everyday in [*((e, False) for e in held_out),
+                                     *((e, True) for e in everyday_held_out)]:
+            normal = normalise(example.text)
+            scored.append(Scored(example, name, is_everyday, rule_screener.screen(example.text).crisis,
+                                 classifier.probability(normal), bool(vocabulary.search(normal))))
+    return scored
+
+
+def figures(scored: list[Scored], thresholds: Thresholds) -> dict[str, float]:
+    flagged = thresholds.flagged
+
+    positives = [s for s in scored if s.example.crisis]
+    hard = [s for s in scored if not s.example.crisis and not s.everyday]
+    everyday = [s for s in scored if s.everyday]
+    return {
+        "recall": sum(map(flagged, positives)) / len(positives),
+        "rules_recall": sum(s.rule for s in positives) / len(positives),
+        "hard_fp": sum(map(flagged, hard)) / len(hard),
+        "everyday_fp": sum(map(flagged, everyday)) / len(everyday),
+        "positives": len(positives), "hard": len(hard), "everyday": len(everyday),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", action="store_true", help="figures at a range of thresholds")
+    parser.add_argument("--threshold", type=float, help="instead of the one in safety.yaml")
+    parser.add_argument("--vocabulary-threshold", type=float, help="instead of the one in safety.yaml")
+    parser.add_argument("--misses", action="store_true", help="print the held-out examples missed")
+    args = parser.parse_args()
+    rules = load_rules(RULES)
+    assert rules.classifier is not None
+    thresholds = Thresholds(args.threshold or rules.classifier.threshold,
+                            args.vocabulary_threshold or rules.classifier.vocabulary_threshold)
+    scored = score_folds()
+    f = figures(scored, thresholds)
+    print(f"cross-validation at thresholds {thresholds.plain} and {thresholds.vocabulary} (with a "
+          f"word of crisis): recall {f['recall']:.3f} "
+          f"(rules alone {f['rules_recall']:.3f}) of {f['positives']}, "
+          f"false alarms {f['hard_fp']:.3f} of {f['hard']} look-alikes, "
+          f"{f['everyday_fp']:.3f} of {f['everyday']} everyday messages")
+    for name in dict.fromkeys(s.fold for s in scored):
+        f = figures([s for s in scored if s.fold == name], thresholds)
+        print(f"  held out {name}: recall {f['recall']:.3f} (rules alone {f['rules_recall']:.3f}), "
+              f"look-alikes {f['hard_fp']:.3f}, everyday {f['everyday_fp']:.3f}")
+    seen: Counter[tuple[str, str]] = Counter()
+    caught: Counter[tuple[str, str]] = Counter()
+    for s in scored:
+        if s.example.crisis and s.example.category:
+            key = (s.example.category, s.example.lang)
+            seen[key] += 1
+            caught[key] += thresholds.flagged(s)
+    print("  " + ", ".join(f"{c} {lang} {caught[c, lang]}/{n}" for (c, lang), n in sorted(seen.items())))
+    if args.sweep:
+        for step in range(30, 96, 5):
+            t = step / 100
+            f = figures(scored, Thresholds(t, min(t, thresholds.vocabulary)))
+            print(f"  {t:.2f}: recall {f['recall']:.3f}, look-alikes {f['hard_fp']:.3f}, "
+                  f"everyday {f['everyday_fp']:.3f}")
+    if args.misses:
+        for s in scored:
+            flagged = thresholds.flagged(s)
+            if s.example.crisis != flagged:
+                kind = "missed" if s.example.crisis else "alarm (rule)" if s.rule else "alarm"
+                print(f"{s.fold} {kind} {s.probability:.2f} [{s.example.lang}] {s.example.text}")
+
+
+if __name__ == "__main__":
+    main()
