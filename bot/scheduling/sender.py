@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import Bot, ReplyParameters
@@ -41,12 +44,30 @@ def _translate(error: Exception) -> SendError:
 class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
+        self._chats: dict[int, tuple[asyncio.Lock, int]] = {}  # a lock and how many want it
+
+    @contextlib.asynccontextmanager
+    async def _in_turn(self, chat_id: int) -> AsyncIterator[None]:
+        """One message at a time to a chat, in the order they were handed over: two due at
+        once (a partner's news and a reveal, say) would otherwise race and arrive swapped."""
+        lock, users = self._chats.get(chat_id, (asyncio.Lock(), 0))
+        self._chats[chat_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._chats[chat_id]
+            if users == 1:
+                del self._chats[chat_id]
+            else:
+                self._chats[chat_id] = (lock, users - 1)
 
     async def _send(self, chat_id: int, text: str, **options: Any) -> int:
-        try:
-            message = await self.bot.send_message(chat_id, text, **options)
-        except Exception as error:
-            raise _translate(error) from None
+        async with self._in_turn(chat_id):
+            try:
+                message = await self.bot.send_message(chat_id, text, **options)
+            except Exception as error:
+                raise _translate(error) from None
         return message.message_id
 
     async def send_prompt(self, item: Outbound) -> int:
