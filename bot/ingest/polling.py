@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
@@ -24,6 +25,8 @@ from bot.messages import render
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 INBOX_CHECK_SECONDS = 0.5
+DATABASE_RETRY_SECONDS = 0.5
+MAX_DATABASE_RETRY_SECONDS = 15.0
 
 
 class InboxPoller:
@@ -53,12 +56,23 @@ class InboxPoller:
 
         With `fetch` False (webhook mode) nothing is asked of Telegram: the webhook stores
         updates, and this loop handles what any process stored, as it arrives."""
+        backoff = DATABASE_RETRY_SECONDS
         try:
             while await self.leadership.acquire(self._stopping):
-                if fetch:
-                    await self._poll_while_leading()
+                try:
+                    if fetch:
+                        await self._poll_while_leading()
+                    else:
+                        await self._handle_while_leading()
+                except (DBAPIError, OSError) as error:
+                    # The database went away (a restart, say). Nothing is lost: an update is
+                    # confirmed to Telegram only once stored, and marked done only once handled.
+                    log.warning("the inbox is out of reach (%s); trying again in %.0f s",
+                                type(error).__name__, backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, MAX_DATABASE_RETRY_SECONDS)
                 else:
-                    await self._handle_while_leading()
+                    backoff = DATABASE_RETRY_SECONDS
         finally:
             await self.leadership.release()
 

@@ -46,7 +46,9 @@ async def test_three_dispatchers_share_the_work_and_send_each_prompt_once(
             await runtime.stop()
             await database.dispose()
 
-    received = Counter({user: len(await harness.control.bot_messages(user)) for user in users})
+    # The inbox was read again after the restart: the message got its answer (the prompt, then it).
+    await harness.control.wait_for_bot_messages(users[0], 2, within=30)
+    received = Counter({user: len(await harness.control.bot_messages(user)) for user in users[1:]})
     assert set(received.values()) == {1}, "a prompt was lost or sent twice"
     assert sum(r.sent for r in reports) == 60
     assert all(r.sent > 0 for r in reports), f"the work was not shared: {[r.sent for r in reports]}"
@@ -59,8 +61,8 @@ async def test_three_dispatchers_share_the_work_and_send_each_prompt_once(
 async def test_a_postgresql_restart_mid_dispatch_loses_nothing(
     harness: BotHarness, backend: str, postgres: PostgresServer | None
 ) -> None:
-    """PostgreSQL restarts while 40 prompts go out at 10/s: the bot reconnects, and every client
-    gets theirs exactly once."""
+    """PostgreSQL restarts while 40 prompts go out at 10/s: the bot reconnects, every client
+    gets theirs exactly once, and a message written during the restart is answered."""
     if backend != "postgresql" or postgres is None or not postgres.can_restart:
         pytest.skip("a PostgreSQL server of the tests' own")
     await harness.control.configure(require_user_start=False)
@@ -78,7 +80,10 @@ async def test_a_postgresql_restart_mid_dispatch_loses_nothing(
     loop = asyncio.create_task(dispatcher.run(stopping))
     try:
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(postgres.restart)
+        restarting = asyncio.create_task(asyncio.to_thread(postgres.restart))
+        await asyncio.sleep(0.05)
+        await harness.control.send_text(users[0], "/help")
+        await restarting
         for _ in range(150):
             if sum([len(await harness.control.bot_messages(user)) > 0 for user in users]) == 40:
                 break
@@ -87,5 +92,7 @@ async def test_a_postgresql_restart_mid_dispatch_loses_nothing(
     finally:
         stopping.set()
         await loop
-    received = Counter({user: len(await harness.control.bot_messages(user)) for user in users})
+    # The inbox was read again after the restart: the message got its answer (the prompt, then it).
+    await harness.control.wait_for_bot_messages(users[0], 2, within=30)
+    received = Counter({user: len(await harness.control.bot_messages(user)) for user in users[1:]})
     assert set(received.values()) == {1}, f"lost or doubled: {sorted(Counter(received.values()).items())}"
