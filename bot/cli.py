@@ -24,7 +24,7 @@ from bot.db.engine import Database, open_database
 from bot.db.migrate import upgrade
 from bot.library import Library, LibraryError, load_library
 from bot.logs import configure_logging
-from bot.services import onboarding, review
+from bot.services import alerts, onboarding, review
 from bot.services.onboarding import OnboardingError
 
 DEMO_USERNAME = "InterludeDemoBot"
@@ -168,13 +168,13 @@ def cmd_client_thresholds(args: argparse.Namespace, settings: Settings) -> None:
             client = await session.get(Client, args.client)
             if client is None:
                 raise CommandError(f"there is no client {args.client}")
-            if args.intensity is not None:
-                client.alert_intensity = args.intensity or None
-            if args.shutdown_days is not None:
-                client.alert_shutdown_days = args.shutdown_days or None
-            return {"client_id": client.id,
-                    "intensity": client.alert_intensity or settings.checkin_alert_intensity,
-                    "shutdown_days": client.alert_shutdown_days or settings.checkin_alert_shutdown_days}
+            def chosen(given: int | None, kept: int | None) -> int | None:
+                return kept if given is None else given or None  # 0: the practice's own
+
+            alerts.set_thresholds(client, chosen(args.intensity, client.alert_intensity),
+                                  chosen(args.shutdown_days, client.alert_shutdown_days))
+            intensity, shutdown_days = alerts.thresholds(client, settings)
+            return {"client_id": client.id, "intensity": intensity, "shutdown_days": shutdown_days}
 
     result = asyncio.run(_with_db(settings, work))
     _print(args, result, f"Client {result['client_id']}: a grounding exercise and an alert after "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -99,6 +100,15 @@ def active_key_ring() -> KeyRing:
     return _active
 
 
+@dataclass(frozen=True)
+class SealedOnce:
+    """A value sealed once to be written into many rows (one library prompt planned for
+    thousands of clients). Equal rows then hold equal tokens, which tells no more than the plain
+    prompt key beside them; each row is still sealed with the current key."""
+
+    token: bytes
+
+
 class Sealed(TypeDecorator[Any]):
     """A value stored sealed; subclasses say how a Python value becomes bytes and back."""
 
@@ -110,10 +120,17 @@ class Sealed(TypeDecorator[Any]):
     def from_bytes(self, data: bytes) -> Any:
         raise NotImplementedError
 
+    def seal_once(self, value: Any) -> SealedOnce:
+        """`value` sealed now, for a bulk insert to write as it is into every row."""
+        return SealedOnce(active_key_ring().seal(self.to_bytes(value)))
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        sealed = active_key_ring().seal(self.to_bytes(value))
+        if isinstance(value, SealedOnce):
+            sealed = value.token
+        else:
+            sealed = active_key_ring().seal(self.to_bytes(value))
         return sealed if isinstance(self.impl, LargeBinary) else sealed.decode("ascii")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:

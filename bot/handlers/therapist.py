@@ -23,7 +23,7 @@ from telegram.ext import Application
 
 from bot import messages
 from bot.db.models import Client, Therapist
-from bot.handlers.common import say
+from bot.handlers.common import drop_keyboard, say
 from bot.handlers.context import InterludeContext, Services
 from bot.handlers.keyboards import buttons
 from bot.messages import render
@@ -64,13 +64,18 @@ async def current_therapist(update: Update, context: InterludeContext) -> Therap
 
 def for_therapists(therapist_handler: Callable[[Update, InterludeContext, Therapist], Awaitable[None]],
                    otherwise: Handler) -> Handler:
-    """A command that means one thing to a linked therapist and `otherwise` to anyone else."""
+    """A command that means one thing to a linked therapist and `otherwise` to anyone else.
+    A change the services refuse (an unknown prompt, a client who has left) is explained to
+    the therapist in one sentence."""
     async def handle(update: Update, context: InterludeContext) -> None:
         therapist = await current_therapist(update, context)
         if therapist is None:
             await otherwise(update, context)
-        else:
+            return
+        try:
             await therapist_handler(update, context, therapist)
+        except OnboardingError as error:
+            await say(update, context, messages.THERAPIST_REFUSED, reason=str(error))
     handle.__doc__ = therapist_handler.__doc__
     return handle
 
@@ -213,19 +218,15 @@ async def _invite(update: Update, context: InterludeContext, therapist: Therapis
         await say(update, context, messages.THERAPIST_NAME_NEEDED, command="invite")
         return
     services = context.services
-    try:
-        async with services.db.transaction() as session:
-            issued = await onboarding.invite_client(
-                session, therapist_id=therapist.id, name=name, clock=services.clock,
-                settings=services.settings, library=services.library,
-                timezone=therapist.timezone or services.settings.default_timezone)
-            await audit.record(session, _actor(therapist), "invited_client", services.clock,
-                               client_id=issued.id)
-            username = (services.settings.bot_username or context.bot.username
-                        or await review.bot_username(session) or DEMO_USERNAME)
-    except OnboardingError as error:
-        await say(update, context, messages.THERAPIST_REFUSED, reason=str(error))
-        return
+    async with services.db.transaction() as session:
+        issued = await onboarding.invite_client(
+            session, therapist_id=therapist.id, name=name, clock=services.clock,
+            settings=services.settings, library=services.library,
+            timezone=therapist.timezone or services.settings.default_timezone)
+        await audit.record(session, _actor(therapist), "invited_client", services.clock,
+                           client_id=issued.id)
+        username = (services.settings.bot_username or context.bot.username
+                    or await review.bot_username(session) or DEMO_USERNAME)
     await say(update, context, messages.THERAPIST_INVITED, name=name,
               hours=f"{services.settings.invite_ttl_hours:g}",
               link=review.deep_link(username.lstrip("@"), issued.token))
@@ -246,14 +247,10 @@ async def _send_prompt(update: Update, context: InterludeContext, therapist: The
     if found is None:
         return
     services = context.services
-    try:
-        async with _own_client(context, therapist, found.id, "sent_prompt",
-                               detail=key) as (session, person):
-            prompt = schedules.chosen_prompt(services.library, key, None)
-            await schedules.send_now(session, person, prompt, services.clock, services.settings)
-    except OnboardingError as error:
-        await say(update, context, messages.THERAPIST_REFUSED, reason=str(error))
-        return
+    async with _own_client(context, therapist, found.id, "sent_prompt",
+                           detail=key) as (session, person):
+        prompt = schedules.chosen_prompt(services.library, key, None)
+        await schedules.send_now(session, person, prompt, services.clock, services.settings)
     await say(update, context, messages.THERAPIST_SENT, name=found.display_name, key=key)
 
 
@@ -272,14 +269,10 @@ async def _pause(update: Update, context: InterludeContext, therapist: Therapist
     if found is None:
         return
     services = context.services
-    try:
-        async with _own_client(context, therapist, found.id, "paused",
-                               detail=f"{days} days" if days else "until resumed") as (_, person):
-            until = schedules.pause(person, days, services.clock)
-            zone = schedules.client_zone(person, services.settings)
-    except OnboardingError as error:
-        await say(update, context, messages.THERAPIST_REFUSED, reason=str(error))
-        return
+    async with _own_client(context, therapist, found.id, "paused",
+                           detail=f"{days} days" if days else "until resumed") as (_, person):
+        until = schedules.pause(person, days, services.clock)
+        zone = schedules.client_zone(person, services.settings)
     if until is None:
         await say(update, context, messages.THERAPIST_PAUSED_OPEN, name=found.display_name)
     else:
@@ -341,11 +334,10 @@ async def acknowledge_button(update: Update, context: InterludeContext) -> None:
         await query.answer(render(messages.BUTTON_NOT_FOR_YOU))
         return
     await query.answer(render(messages.THERAPIST_ACKED))
-    if query.message is not None:
-        try:
-            await query.edit_message_reply_markup(None)
-        except TelegramError as error:
-            log.warning("could not remove an alert's button (%s)", type(error).__name__)
+    try:
+        await drop_keyboard(update)
+    except TelegramError as error:  # acknowledged all the same; the button stays on the message
+        log.warning("could not remove an alert's button (%s)", type(error).__name__)
 
 
 async def dashboard(update: Update, context: InterludeContext) -> None:

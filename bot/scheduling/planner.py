@@ -16,24 +16,25 @@ expiry for both: the later of the two. See the README's Couples section.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import load_only
-from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.db.encryption import Sealed, SealedOnce
 from bot.db.engine import Database
 from bot.db.models import (
     Client,
@@ -61,9 +62,11 @@ ZONE_MARGIN = timedelta(days=2)
 
 
 CUSTOM_PROGRAM = "custom"
+PROMPT_COLUMN = cast(Sealed, Delivery.__table__.c.prompt.type)
 
 
-def program_of(enrolment: Enrolment, library: Library) -> tuple[Program, Mapping[str, Prompt]] | None:
+def program_of(enrolment: Enrolment | PlannedEnrolment,
+               library: Library) -> tuple[Program, Mapping[str, Prompt]] | None:
     """The program an enrolment follows and the prompts it may draw from; None if the library
     no longer has it. A therapist's custom prompt carries its own one-step program."""
     if enrolment.custom:
@@ -79,17 +82,18 @@ def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
     return prompt.model_dump(mode="json", exclude_defaults=False)
 
 
-def delivery_values(client: Client, prompt: Prompt, *, scheduled_for: datetime,
+def delivery_values(client: Client | PlannedClient, prompt: Prompt, *, scheduled_for: datetime,
                     settings: Settings, enrolment_id: int | None = None,
                     dedupe_key: str | None = None,
-                    snapshot: dict[str, object] | None = None) -> dict[str, Any]:
+                    snapshot: dict[str, object] | SealedOnce | None = None) -> dict[str, Any]:
     """A delivery's columns, its due time moved out of quiet hours, reminder and expiry set."""
     due = quiet_release(client, scheduled_for)
     expires = due + settings.expiry
     reminder = quiet_release(client, due + settings.reminder_after)
     return {
         "client_id": client.id, "enrolment_id": enrolment_id, "dedupe_key": dedupe_key,
-        "prompt_key": prompt.key, "prompt": snapshot or prompt_snapshot(prompt),
+        "prompt_key": prompt.key,
+        "prompt": snapshot if snapshot is not None else prompt_snapshot(prompt),
         "scheduled_for": scheduled_for, "due_at": due, "expires_at": expires,
         "reminder_at": reminder if reminder < expires else None,
         "status": DeliveryStatus.PENDING, "attempts": 0, "progress": 0,
@@ -104,12 +108,42 @@ def new_delivery(client: Client, prompt: Prompt, *, scheduled_for: datetime, set
                                       dedupe_key=dedupe_key))
 
 
+@dataclass(slots=True)
+class PlannedClient:
+    """What planning needs of a client: not their name (kept sealed)."""
+
+    id: int
+    timezone: str | None
+    quiet_start: str
+    quiet_end: str
+
+
+@dataclass(slots=True)
+class PlannedEnrolment:
+    """An enrolment as planning reads and moves it on: plain rows, not ORM objects, which cost
+    more to build than the planning itself. Its progress is written back in one statement."""
+
+    id: int
+    program_key: str
+    custom: dict[str, Any] | None
+    anchor_at: datetime | None
+    starts_at: datetime
+    ends_at: datetime | None
+    planned_through: datetime | None
+    pool_draws: dict[str, int] | None
+
+
+ENROLMENT_COLUMNS = tuple(getattr(Enrolment, field.name)
+                          for field in dataclasses.fields(PlannedEnrolment))
+CLIENT_COLUMNS = tuple(getattr(Client, field.name) for field in dataclasses.fields(PlannedClient))
+
+
 @dataclass
 class _Due:
     """One occurrence of a step that planning may turn into a delivery."""
 
-    enrolment: Enrolment
-    client: Client
+    enrolment: PlannedEnrolment
+    client: PlannedClient
     prompts: Mapping[str, Prompt]  # the library's, or a custom enrolment's own
     index: int
     step: Step
@@ -123,7 +157,7 @@ class Planner:
         self.library = library
         self.clock = clock
         self.settings = settings
-        self._snapshots: dict[str, dict[str, object]] = {}
+        self._snapshots: dict[str, SealedOnce] = {}  # a library prompt as stored, sealed once
         self._times: dict[tuple[str, int, str, datetime, datetime], list[Occurrence]] = {}
 
     async def plan(self, client_ids: Sequence[int] | None = None) -> int:
@@ -139,7 +173,8 @@ class Planner:
         while True:
             async with self.db.transaction() as session:
                 query = (
-                    select(Enrolment, Client).join(Client, Client.id == Enrolment.client_id)
+                    select(*ENROLMENT_COLUMNS, *CLIENT_COLUMNS)
+                    .join(Client, Client.id == Enrolment.client_id)
                     .where(Enrolment.id > after_id, Enrolment.ended_at.is_(None),
                            Client.status == ClientStatus.ACTIVE, Client.timezone.is_not(None),
                            or_(Enrolment.planned_through.is_(None),
@@ -147,13 +182,12 @@ class Planner:
                            or_(Enrolment.ends_at.is_(None), Enrolment.ends_at > now),
                            or_(Enrolment.ends_at.is_(None), Enrolment.planned_through.is_(None),
                                Enrolment.planned_through < Enrolment.ends_at))
-                    .order_by(Enrolment.id).limit(CHUNK)
-                    # What planning needs of a client: not their name (kept encrypted).
-                    .options(load_only(Client.id, Client.timezone, Client.quiet_start,
-                                       Client.quiet_end)))
+                    .order_by(Enrolment.id).limit(CHUNK))
                 if client_ids is not None:
                     query = query.where(Enrolment.client_id.in_(client_ids))
-                rows = [(row[0], row[1]) for row in (await session.execute(query)).all()]
+                split = len(ENROLMENT_COLUMNS)
+                rows = [(PlannedEnrolment(*row[:split]), PlannedClient(*row[split:]))
+                        for row in (await session.execute(query)).all()]
                 created += await self._plan_chunk(session, rows, now, horizon)
             if len(rows) < CHUNK:
                 break
@@ -163,27 +197,23 @@ class Planner:
             log.info("planned %d deliveries", created)
         return created
 
-    async def _plan_chunk(self, session: AsyncSession, rows: list[tuple[Enrolment, Client]],
+    async def _plan_chunk(self, session: AsyncSession,
+                          rows: list[tuple[PlannedEnrolment, PlannedClient]],
                           now: datetime, horizon: datetime) -> int:
-        # The enrolments change below and are written in one statement at the end, not flushed
-        # one by one before every query.
-        with session.no_autoflush:
-            created = await self._plan_rows(session, rows, now, horizon)
-        if not rows:
-            return created
-        changes = [{"b_id": e.id, "b_through": e.planned_through, "b_draws": e.pool_draws}
-                   for e, _ in rows]
-        for enrolment, _ in rows:  # written here, so the session has nothing left to flush
-            for name in ("planned_through", "pool_draws"):
-                set_committed_value(enrolment, name, getattr(enrolment, name))
-        table = Enrolment.__table__
-        await session.execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(planned_through=bindparam("b_through"), pool_draws=bindparam("b_draws")),
-            changes)
+        created = await self._plan_rows(session, rows, now, horizon)
+        # Most enrolments of a chunk end up planned to the same moment with the same draws: one
+        # statement for each such group rather than one per enrolment.
+        groups: dict[tuple[datetime | None, str], list[int]] = {}
+        for enrolment, _ in rows:
+            draws = json.dumps(enrolment.pool_draws, sort_keys=True)
+            groups.setdefault((enrolment.planned_through, draws), []).append(enrolment.id)
+        for (through, draws), ids in groups.items():
+            await session.execute(update(Enrolment).where(Enrolment.id.in_(ids)).values(
+                planned_through=through, pool_draws=json.loads(draws)))
         return created
 
-    async def _plan_rows(self, session: AsyncSession, rows: list[tuple[Enrolment, Client]],
+    async def _plan_rows(self, session: AsyncSession,
+                         rows: list[tuple[PlannedEnrolment, PlannedClient]],
                          now: datetime, horizon: datetime) -> int:
         due: list[_Due] = []
         for enrolment, client in rows:
@@ -194,17 +224,17 @@ class Planner:
             existing.update(await session.scalars(select(Delivery.dedupe_key).where(
                 Delivery.dedupe_key.in_(keys[start:start + KEYS_PER_QUERY]))))
         fresh = [item for item in due if item.key not in existing]
-        await self._load_draws({item.enrolment for item in fresh if item.step.pool}, session)
+        await self._load_draws([item.enrolment for item in fresh if item.step.pool], session)
         values = []
         for item in fresh:
             prompt_key = self._draw(item)
             prompt = item.prompts.get(prompt_key)
             if prompt is None:
                 continue
+            snapshot: dict[str, object] | SealedOnce
             if item.prompts is self.library.prompts:  # a custom prompt is its enrolment's own
-                snapshot = self._snapshots.get(prompt_key)
-                if snapshot is None:
-                    snapshot = self._snapshots[prompt_key] = prompt_snapshot(prompt)
+                snapshot = self._snapshots.get(prompt_key) or self._snapshots.setdefault(
+                    prompt_key, PROMPT_COLUMN.seal_once(prompt_snapshot(prompt)))
             else:
                 snapshot = prompt_snapshot(prompt)
             values.append(delivery_values(
@@ -330,7 +360,7 @@ class Planner:
                 delivery.expires_at = group.expires_at
         return created
 
-    def _occurrences(self, enrolment: Enrolment, client: Client, now: datetime,
+    def _occurrences(self, enrolment: PlannedEnrolment, client: PlannedClient, now: datetime,
                      horizon: datetime) -> list[_Due]:
         found = program_of(enrolment, self.library)
         if found is None:
@@ -340,6 +370,8 @@ class Planner:
         program, prompts = found
         assert client.timezone is not None
         zone = ZoneInfo(client.timezone)
+        if enrolment.planned_through is None and enrolment.pool_draws is None:
+            enrolment.pool_draws = {}  # never planned: nothing drawn yet, no need to count
         # Never plan what is already later than the catch-up grace: it would only be missed.
         start = max(enrolment.planned_through or enrolment.starts_at, enrolment.starts_at,
                     now - self.settings.grace)
@@ -355,7 +387,7 @@ class Planner:
         return due
 
     def _step_times(self, program: str, index: int, step: Step, zone: ZoneInfo, start: datetime,
-                    until: datetime, enrolment: Enrolment) -> list[Occurrence]:
+                    until: datetime, enrolment: PlannedEnrolment) -> list[Occurrence]:
         """A step's times in a span. A daily or weekly step's are the same for every client in
         one zone planned over one span (most are, planned together up to one horizon), so they
         are worked out once per run; anchored and window steps differ per enrolment."""
@@ -369,7 +401,8 @@ class Planner:
             times = self._times[key] = list(occurrences(step, zone, after=start, until=until))
         return times
 
-    async def _load_draws(self, enrolments: set[Enrolment], session: AsyncSession) -> None:
+    async def _load_draws(self, enrolments: list[PlannedEnrolment],
+                          session: AsyncSession) -> None:
         """Fill in `pool_draws` for enrolments planned before it was kept (one query for all)."""
         missing = {enrolment.id: enrolment for enrolment in enrolments
                    if enrolment.pool_draws is None}
@@ -394,7 +427,7 @@ class Planner:
         draws = dict(item.enrolment.pool_draws or {})
         number = draws.get(str(item.index), 0)
         draws[str(item.index)] = number + 1
-        item.enrolment.pool_draws = draws  # a new dict, so the ORM sees the change
+        item.enrolment.pool_draws = draws
         return self.choose(step, item.enrolment.id, number)
 
     @staticmethod

@@ -134,7 +134,7 @@ class QuietHours:
 
     @classmethod
     def parse(cls, start: str, end: str) -> QuietHours:
-        return cls(parse_hhmm(start), parse_hhmm(end))
+        return _quiet_hours(start, end)
 
     def contains(self, wall: time) -> bool:
         if self.start == self.end:
@@ -153,3 +153,8 @@ class QuietHours:
             day += timedelta(days=1)  # late evening: quiet ends tomorrow morning
         return local_moment(day, self.end, zone)
 
+
+@functools.lru_cache(maxsize=1024)
+def _quiet_hours(start: str, end: str) -> QuietHours:
+    """Parsed once per pair of times: the planner asks for every prompt it writes."""
+    return QuietHours(parse_hhmm(start), parse_hhmm(end))

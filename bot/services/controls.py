@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, update
@@ -129,7 +130,15 @@ def can_receive(client: Client, now: datetime) -> bool:
             and client.timezone is not None and not is_paused(client, now))
 
 
-def quiet_release(client: Client, moment: datetime) -> datetime:
+class QuietTimes(Protocol):
+    """What quiet hours need of a client: their zone and their night."""
+
+    timezone: str | None
+    quiet_start: str
+    quiet_end: str
+
+
+def quiet_release(client: QuietTimes, moment: datetime) -> datetime:
     """`moment`, or the end of the client's quiet hours if it falls inside them."""
     zone = ZoneInfo(client.timezone or "UTC")
     return QuietHours.parse(client.quiet_start, client.quiet_end).release(moment, zone)

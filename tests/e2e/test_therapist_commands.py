@@ -48,6 +48,8 @@ async def test_a_therapist_runs_a_day_from_telegram(harness: BotHarness) -> None
     assert "Jo B. is invited" in await rivera.last()
     assert "https://t.me/" in await rivera.last()
 
+    await rivera.send("/send Sam integration.no-such-prompt")
+    assert "That didn't work: there is no prompt 'integration.no-such-prompt'" in await rivera.last()
     await rivera.send("/send Sam integration.body-after")
     assert "Queued for Sam: integration.body-after" in await rivera.last()
     await harness.deliver_due()

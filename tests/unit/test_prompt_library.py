@@ -457,3 +457,4 @@ def test_prompts_check_command_names_couple_program_problems(
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert report["problems"] == ["pair.yaml: pair: step 1: no prompt 'couple.gone'"]
+
