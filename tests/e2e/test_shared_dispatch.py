@@ -46,9 +46,7 @@ async def test_three_dispatchers_share_the_work_and_send_each_prompt_once(
             await runtime.stop()
             await database.dispose()
 
-    # The inbox was read again after the restart: the message got its answer (the prompt, then it).
-    await harness.control.wait_for_bot_messages(users[0], 2, within=30)
-    received = Counter({user: len(await harness.control.bot_messages(user)) for user in users[1:]})
+    received = Counter({user: len(await harness.control.bot_messages(user)) for user in users})
     assert set(received.values()) == {1}, "a prompt was lost or sent twice"
     assert sum(r.sent for r in reports) == 60
     assert all(r.sent > 0 for r in reports), f"the work was not shared: {[r.sent for r in reports]}"
