@@ -27,7 +27,16 @@ from bot import messages
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.engine import Database
-from bot.handlers import answers, controls, couples, fallback, onboarding, privacy, therapist
+from bot.handlers import (
+    answers,
+    controls,
+    couples,
+    fallback,
+    onboarding,
+    privacy,
+    questionnaires,
+    therapist,
+)
 from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.handlers.crisis import send_pair_held_alerts
@@ -44,6 +53,7 @@ from bot.scheduling.ratelimit import SharedPace, TelegramRateLimiter
 from bot.scheduling.sender import TelegramSender
 from bot.services import couples as couple_service
 from bot.services import privacy as privacy_service
+from bot.services import questionnaires as questionnaire_service
 from bot.services.review import remember_bot_username
 
 log = logging.getLogger(__name__)
@@ -80,6 +90,7 @@ def register_handlers(application: InterludeApplication) -> None:
     application.add_handler(CallbackQueryHandler(onboarding.quiet_button, pattern=r"^quiet:"))
     application.add_handler(CallbackQueryHandler(answers.checkin_button, pattern=r"^ci:"))
     application.add_handler(CallbackQueryHandler(answers.answer_button, pattern=r"^ans:"))
+    application.add_handler(CallbackQueryHandler(questionnaires.answer_button, pattern=r"^qn:"))
     application.add_handler(CallbackQueryHandler(couples.pairing_button, pattern=r"^cp:"))
     application.add_handler(CallbackQueryHandler(couples.share_button, pattern=r"^sh:"))
     application.add_handler(CallbackQueryHandler(couples.invitation_button, pattern=r"^rj:"))
@@ -183,12 +194,15 @@ class Runtime:
         await self.housekeeping()
 
     async def housekeeping(self) -> None:
-        """Settle and close paired prompts, then close expired prompts and send reminders."""
+        """Settle and close paired prompts, then close expired prompts and send reminders, then
+        mark questionnaires left half-done in a closed prompt as incomplete."""
         services = self.services
         async with services.db.transaction() as session:
             alerts = await couple_service.housekeeping(session, services.clock, services.screener)
         await send_pair_held_alerts(self.application.bot, services, alerts)
         await self.dispatcher.housekeeping()
+        async with services.db.transaction() as session:
+            await questionnaire_service.close_expired(session, services.clock)
 
     async def _plan(self, _context: Any) -> None:
         await self.planner.plan()

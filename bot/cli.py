@@ -332,6 +332,43 @@ def cmd_couple_show(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, view, "\n".join(lines))
 
 
+def _measures(settings: Settings, client_id: int, detail: str) -> Any:
+    from bot.db.models import Client
+    from bot.services import audit, questionnaires
+
+    async def work(db: Database) -> tuple[Any, list[Any]]:
+        async with db.transaction() as session:
+            client = await session.get(Client, client_id)
+            if client is None:
+                raise CommandError(f"there is no client {client_id}")
+            await audit.record(session, audit.ADMIN, "exported", SystemClock(),
+                               client_id=client_id, detail=detail)
+            return client, await questionnaires.results(session, client_id)
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_export_fhir(args: argparse.Namespace, settings: Settings) -> None:
+    """A client's questionnaires as a FHIR R4 Bundle: always one JSON document."""
+    from bot.services import fhir
+
+    client, found = _measures(settings, args.client, "fhir")
+    print(json.dumps(fhir.bundle(client, found, SystemClock().now()), indent=2,
+                     ensure_ascii=False))
+
+
+def cmd_export_scores(args: argparse.Namespace, settings: Settings) -> None:
+    """A client's questionnaire scores: CSV, or with --json the trends and each response."""
+    from bot.services import questionnaires
+
+    _client, found = _measures(settings, args.client, "questionnaires csv")
+    trends = questionnaires.trends(found)
+    by_key = {t.key: t for t in trends}
+    data = {"questionnaires": [t.as_json() for t in trends],
+            "responses": [questionnaires.result_json(r, by_key.get(r.key)) for r in found]}
+    _print(args, data, questionnaires.export_csv(args.client, found).rstrip("\r\n"))
+
+
 def cmd_login_link(args: argparse.Namespace, settings: Settings) -> None:
     from bot.services import signin
 
@@ -593,6 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
     send = add(prompt, "send", cmd_prompt_send, "send a prompt to a client now")
     send.add_argument("--client", type=int, required=True)
     send.add_argument("--prompt", required=True)
+
+    export = commands.add_parser("export", help="a client's questionnaires for a health record"
+                                 ).add_subparsers(dest="action", required=True)
+    add(export, "fhir", cmd_export_fhir, "questionnaires as a FHIR R4 Bundle (always JSON)"
+        ).add_argument("--client", type=int, required=True)
+    add(export, "scores", cmd_export_scores, "questionnaire scores as CSV (--json: trends)"
+        ).add_argument("--client", type=int, required=True)
 
     replies = add(commands, "replies", cmd_replies, "what a client has answered")
     replies.add_argument("--client", type=int, required=True)

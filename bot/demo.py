@@ -9,7 +9,7 @@ chat as them (Morgan alone, or both partners of the couple) and see new answers 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,13 +29,15 @@ from bot.db.models import (
     PairGroup,
     PairKind,
     PairState,
+    QuestionnaireResponse,
+    QuestionnaireStatus,
     Reply,
     ReplyKind,
     ReplyRevision,
 )
 from bot.library import Library
 from bot.scheduling.planner import new_delivery
-from bot.services import onboarding, schedules
+from bot.services import onboarding, questionnaires, schedules
 
 HISTORY_CLIENT = "Morgan"
 HISTORY_TELEGRAM_ID = 5_550_001  # the emulator person who plays Morgan
@@ -166,6 +168,38 @@ async def _history(session: AsyncSession, therapist_id: int, clock: Clock, setti
         await session.flush()
         session.add(Reply(client_id=client.id, delivery_id=delivery.id, kind=ReplyKind.TEXT,
                           text=words, created_at=sent + timedelta(hours=1)))
+    await _scores(session, client, session_day, settings, library)
+
+
+# Morgan's PHQ-9 and GAD-7: a baseline, the day before the session, and 1 and 7 days after;
+# the PHQ-9 falls by more than half (a response), the GAD-7 less.
+DEMO_SCORES = (
+    (-9, [2, 2, 2, 2, 1, 2, 2, 1, 0], [2, 2, 2, 2, 1, 2, 1]),
+    (-1, [2, 2, 1, 2, 1, 2, 1, 1, 0], [2, 2, 2, 1, 1, 2, 1]),
+    (1, [1, 1, 1, 2, 1, 1, 1, 0, 0], [1, 2, 1, 1, 1, 1, 1]),
+    (7, [1, 1, 0, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1]),
+)
+
+
+async def _scores(session: AsyncSession, client: Client, session_day: datetime,
+                  settings: Settings, library: Library) -> None:
+    for day, *answers in DEMO_SCORES:
+        for minutes, (key, values) in enumerate(zip(
+                ("questionnaire.phq-9", "questionnaire.gad-7"), answers, strict=True)):
+            prompt = library.prompts[key]
+            assert prompt.questionnaire is not None
+            sent = session_day + timedelta(days=day, hours=8 if day > 0 else 0, minutes=minutes)
+            delivery = _sent(client, prompt, sent, settings)
+            done = sent + timedelta(minutes=6)
+            delivery.answered_at, delivery.progress = done, len(values)
+            session.add(delivery)
+            await session.flush()
+            total, band = questionnaires.score(prompt.questionnaire, values)
+            session.add(QuestionnaireResponse(
+                client_id=client.id, delivery_id=delivery.id, instrument=key,
+                status=QuestionnaireStatus.COMPLETE, item=len(values),
+                answers={"values": values, "total": total, "band": band}, started_at=sent,
+                updated_at=done, completed_at=done, closed_at=done))
 
 
 def _sent(client: Client, prompt: object, at: object, settings: Settings) -> Delivery:

@@ -145,6 +145,26 @@ ONLY_WORDS_AND_VOICE = N_(
 )
 REMINDER = N_("A gentle nudge: this one is still open if you'd like to answer. No pressure.")
 
+# Questionnaires (PHQ-9, GAD-7): the wording of the items is the instrument's own, in prompts/
+QUESTIONNAIRE_MARKER = N_("{title} · {number} of {total}")
+QUESTIONNAIRE_ALERT_NOTE = N_(
+    "Before you start: your therapist reads your answer to question {number} (“{item}”). If "
+    "it's anything other than “{none}”, they're told straight away, and I'll share where you "
+    "can find support."
+)
+QUESTIONNAIRE_BACK = N_("‹ Back one")
+QUESTIONNAIRE_DONE = N_(
+    "{title}: all {total} answered. Thank you for taking the time; your therapist will see "
+    "your answers."
+)
+QUESTIONNAIRE_FINISHED = N_("You've already answered this one. Thank you.")
+QUESTIONNAIRE_WHERE_YOU_WERE = N_("Here's where you left off, whenever you're ready:")
+QUESTIONNAIRE_SAFETY_REPLY = N_(
+    "Thank you for answering that honestly. {therapist} has been told, so they can reach out "
+    "to you.\n\nI can't respond to emergencies myself. If these thoughts feel strong right "
+    "now, please reach out to one of these:\n\n{resources}"
+)
+
 # Controls -----------------------------------------------------------------------------------
 HELP = N_(
     "Here's what you can do:\n"
@@ -205,6 +225,10 @@ THERAPIST_CHECKIN_ALERT = N_(
 THERAPIST_PAIR_HELD = N_(
     "Paired answers held back: {client}'s answer to a paired prompt may mean {category}, so "
     "neither partner was shown the other's answer. Please check in with them. (Alert {alert_id})"
+)
+THERAPIST_QUESTIONNAIRE_ALERT = N_(
+    "Safety alert: {client} answered “{answer}” to item {number} of the {title} (“{item}”). "
+    "They were sent the crisis resources. Please check in with them. (Alert {alert_id})"
 )
 PATTERN_HIGH_ACTIVATION = N_("very high activation twice in a row")
 PATTERN_PROLONGED_SHUTDOWN = N_("feeling shut down several days running")
@@ -394,6 +418,14 @@ THERAPIST_AMBIGUOUS = N_("More than one client matches “{name}”: {names}. Us
                          "like /{command} #{example}.")
 THERAPIST_CLIENT_HEAD = N_("{name}: {status}. Answered {rate} of prompts in the last 14 days.")
 THERAPIST_RECENT_HEAD = N_("Recent answers:")
+THERAPIST_SCORES_HEAD = N_("Questionnaires:")
+THERAPIST_SCORE_LINE = N_(
+    "{title}: {total} ({band}) on {when}; baseline {baseline} on {since}, change {change}"
+)
+THERAPIST_SCORE_FIRST = N_("{title}: {total} ({band}) on {when}, the baseline; no follow-up yet")
+THERAPIST_SCORE_RESPONSE = N_("response (at least half lower than baseline)")
+THERAPIST_SCORE_REMISSION = N_("remission (under {cutoff})")
+THERAPIST_SCORE_INCOMPLETE = N_("{count} left half-done")
 THERAPIST_NO_ANSWERS = N_("No answers in the last two weeks.")
 THERAPIST_NEXT_HEAD = N_("Next prompts ({zone} time):")
 THERAPIST_NOTHING_PLANNED = N_("Nothing planned.")

@@ -167,6 +167,10 @@ class Enrolment(Base):
     # A therapist's own recurring prompt for this client (program_key "custom"): the prompt as
     # chosen or written, and its one step; None for library programs.
     custom: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON())
+    # The run this one carries on, when a program moved to a new medicine session: steps timed
+    # from the program's start (a baseline questionnaire) fired in the first run, not again.
+    continues_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrolments.id", ondelete="SET NULL"))
 
 
 class Delivery(Base):
@@ -472,6 +476,41 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(48))
     client_id: Mapped[int | None] = mapped_column(Integer, index=True)
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class QuestionnaireStatus(StrEnum):
+    IN_PROGRESS = "in_progress"  # some items answered, the questionnaire still open
+    COMPLETE = "complete"  # every item answered: scored
+    INCOMPLETE = "incomplete"  # closed half-done: the answers given are kept, with no score
+
+
+class QuestionnaireResponse(Base):
+    """A client's answers to one questionnaire (PHQ-9, GAD-7...), one per delivery.
+
+    The answers, the total and the band are health data: sealed together in `answers`, worked
+    out in Python (a client has a few dozen of these, so nothing needs them in SQL). `item` is
+    the item being asked now, so the questionnaire resumes where it was after any interruption.
+    """
+
+    __tablename__ = "questionnaire_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"),
+                                             unique=True)
+    instrument: Mapped[str] = mapped_column(String(64))  # the prompt key, as on the delivery
+    status: Mapped[QuestionnaireStatus] = mapped_column(
+        _enum(QuestionnaireStatus), default=QuestionnaireStatus.IN_PROGRESS)
+    item: Mapped[int] = mapped_column(Integer, default=0)
+    # {"values": [value or null per item], "total": n, "band": label} (total and band once
+    # complete).
+    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON())
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]  # complete, or closed half-done
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
 
 
 class SendPace(Base):

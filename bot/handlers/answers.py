@@ -20,8 +20,9 @@ from bot.handlers.couples import ask_share
 from bot.handlers.crisis import respond_to_checkin_pattern, respond_to_crisis, send_pair_held_alerts
 from bot.handlers.keyboards import STATE_LABELS, intensity_keyboard, parse_ints, question_message
 from bot.handlers.onboarding import typed_setting
+from bot.handlers.questionnaires import show_where_they_were
 from bot.messages import render
-from bot.services import couples, replies
+from bot.services import couples, questionnaires, replies
 from bot.services.onboarding import client_by_telegram
 from bot.services.replies import Outcome
 
@@ -146,6 +147,12 @@ async def _follow_up(update: Update, context: InterludeContext, client: Client, 
         await send_pair_held_alerts(context.bot, context.services, paired.alerts)
     if paired is not None and paired.share is not None:
         await ask_share(update, context, client, paired.share)
+    elif outcome.delivery is not None and questionnaires.is_questionnaire(outcome.delivery.prompt) \
+            and outcome.thanks is not None:
+        # Words during a questionnaire are kept for the therapist; the client is shown where
+        # they were, so the buttons are at hand again.
+        await say(update, context, outcome.thanks, language=language, **values)
+        await show_where_they_were(update, context, client, outcome.delivery.id)
     elif outcome.next_question is not None and outcome.delivery is not None:
         rendered = question_message(outcome.delivery.id, outcome.delivery.prompt,
                                     outcome.next_question, language)

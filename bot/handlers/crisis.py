@@ -43,8 +43,7 @@ async def respond_to_crisis(update: Update, context: InterludeContext, message: 
     screening = services.screener.screen(text)
     if not screening.crisis or screening.category is None:
         return False
-    rules = services.screener.rules
-    resources = rules.resources.get(services.settings.crisis_region, rules.resources["default"])
+    resources = crisis_resources(services)
     user = update.effective_user
     assert user is not None
     try:
@@ -58,6 +57,12 @@ async def respond_to_crisis(update: Update, context: InterludeContext, message: 
             await say(update, context, messages.CRISIS_REPLY_NO_THERAPIST, resources=resources,
                       urgent=True)
         raise
+
+
+def crisis_resources(services: Services) -> str:
+    """The crisis lines for the practice's region (or the default ones)."""
+    rules = services.screener.rules
+    return rules.resources.get(services.settings.crisis_region, rules.resources["default"])
 
 
 async def _answer_and_alert(update: Update, context: InterludeContext, message: Message,

@@ -66,6 +66,8 @@ def prompt_message(delivery_id: int, prompt: dict[str, Any], language: str | Non
     if prompt.get("response") == ResponseType.MULTI_STEP:
         first = question_message(delivery_id, prompt, 0, language)
         return Rendered(f"{prompt['text']}\n\n{first.text}", first.keyboard)
+    if prompt.get("response") == ResponseType.QUESTIONNAIRE:
+        return questionnaire_message(delivery_id, prompt, 0, (), language, opening=True)
     return Rendered(prompt["text"] + _scale_hint(prompt),
                     answer_keyboard(delivery_id, 0, prompt, language))
 
@@ -86,6 +88,32 @@ def question_message(delivery_id: int, prompt: dict[str, Any], index: int,
                                           callback_data=f"rs:{delivery_id}:g")))
         keyboard = InlineKeyboardMarkup(rows)
     return Rendered(f"{marker} {spec['text']}{_scale_hint(spec)}", keyboard)
+
+
+def questionnaire_message(delivery_id: int, prompt: dict[str, Any], item: int,
+                          values: tuple[int | None, ...], language: str | None, *,
+                          opening: bool = False) -> Rendered:
+    """Item `item` of a questionnaire with its answers as buttons (the one given, if any, ticked)
+    and a way back one item; `opening` adds the introduction and what the therapist is told."""
+    spec = prompt["questionnaire"]
+    items = spec["items"]
+    marker = render(messages.QUESTIONNAIRE_MARKER, language, title=spec["title"],
+                    number=item + 1, total=len(items))
+    parts = [f"{marker}\n{spec['stem']}\n\n{items[item]['text']}"]
+    if opening:
+        lowest = spec["options"][0]["label"]
+        notes = [render(messages.QUESTIONNAIRE_ALERT_NOTE, language, number=alert["item"],
+                        item=items[alert["item"] - 1]["text"], none=lowest)
+                 for alert in spec.get("alerts") or ()]
+        parts = [prompt["text"], *notes, *parts]
+    given = values[item] if item < len(values) else None
+    rows = [[InlineKeyboardButton(("✓ " if option["value"] == given else "") + option["label"],
+                                  callback_data=f"qn:{delivery_id}:{item}:{option['value']}")]
+            for option in spec["options"]]
+    if item > 0:
+        rows.append([InlineKeyboardButton(render(messages.QUESTIONNAIRE_BACK, language),
+                                          callback_data=f"qn:{delivery_id}:{item}:b")])
+    return Rendered("\n\n".join(parts), InlineKeyboardMarkup(rows))
 
 
 def state_keyboard(delivery_id: int, language: str | None) -> InlineKeyboardMarkup:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,18 @@ from bot.handlers.common import drop_keyboard, say
 from bot.handlers.context import InterludeContext, Services
 from bot.handlers.keyboards import buttons
 from bot.messages import render
-from bot.services import alerts, audit, digest, onboarding, practice, records, review, schedules, signin
+from bot.services import (
+    alerts,
+    audit,
+    digest,
+    onboarding,
+    practice,
+    questionnaires,
+    records,
+    review,
+    schedules,
+    signin,
+)
 from bot.services.audit import Actor
 from bot.services.onboarding import OnboardingError
 
@@ -178,8 +190,12 @@ async def _client(update: Update, context: InterludeContext, therapist: Therapis
         planned = await schedules.upcoming(session, person, services.library, services.clock,
                                            services.settings, limit=3)
         zone = schedules.client_zone(person, services.settings)
+        measures = questionnaires.trends(await questionnaires.results(session, person.id))
     rate = f"{round(row.answer_rate * 100)}%" if row.answer_rate is not None else "—"
     lines = [render(messages.THERAPIST_CLIENT_HEAD, name=row.name, status=row.status, rate=rate), ""]
+    if measures:
+        lines += [render(messages.THERAPIST_SCORES_HEAD),
+                  *(f"• {_score_line(trend, zone)}" for trend in measures), ""]
     answered = [e for e in entries if e.answers or e.checkin_state][:5]
     lines.append(render(messages.THERAPIST_RECENT_HEAD if answered else messages.THERAPIST_NO_ANSWERS))
     for entry in answered:
@@ -200,6 +216,33 @@ async def _send(update: Update, context: InterludeContext, text: str) -> None:
     chat = update.effective_chat
     if chat is not None:
         await context.bot.send_message(chat.id, text[:4000])
+
+
+def _score_line(trend: questionnaires.Trend, zone: ZoneInfo) -> str:
+    """A questionnaire's latest total, its change from the baseline, and the flags."""
+    latest, baseline = trend.latest, trend.baseline
+    if latest is None or baseline is None:
+        return f"{trend.title}: " + render(messages.THERAPIST_SCORE_INCOMPLETE,
+                                           count=trend.incomplete)
+    when = f"{latest.at.astimezone(zone):%d %b}"
+    if trend.change is None:
+        line = render(messages.THERAPIST_SCORE_FIRST, title=trend.title, total=latest.total,
+                      band=latest.band, when=when)
+    else:
+        change = f"{trend.change:+d}" + (f" ({trend.change_percent:+d}%)"
+                                          if trend.change_percent is not None else "")
+        line = render(messages.THERAPIST_SCORE_LINE, title=trend.title, total=latest.total,
+                      band=latest.band, when=when, baseline=baseline.total,
+                      since=f"{baseline.at.astimezone(zone):%d %b}", change=change)
+    flags = []
+    if trend.response:
+        flags.append(render(messages.THERAPIST_SCORE_RESPONSE))
+    if trend.remission:
+        flags.append(render(messages.THERAPIST_SCORE_REMISSION,
+                            cutoff=trend.questionnaire.scoring.remission_below))
+    if trend.incomplete:
+        flags.append(render(messages.THERAPIST_SCORE_INCOMPLETE, count=trend.incomplete))
+    return line + ("; " + ", ".join(flags) if flags else "")
 
 
 def _clip(text: str, length: int = 300) -> str:

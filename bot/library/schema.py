@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,6 +32,7 @@ class PromptKind(StrEnum):
     PARTS = "parts"  # parts-work reflections
     REPAIR = "repair"  # couples repair-conversation steps
     REFLECTION = "reflection"  # anything else a practice writes
+    MEASURE = "measure"  # a standard questionnaire the practice measures with (PHQ-9, GAD-7)
 
 
 class ResponseType(StrEnum):
@@ -40,6 +42,7 @@ class ResponseType(StrEnum):
     CHOICE = "choice"  # one of a few labelled buttons
     CHECKIN = "checkin"  # state buttons, then intensity 0-10, then optional words
     MULTI_STEP = "multi_step"  # a short sequence of questions, one after another
+    QUESTIONNAIRE = "questionnaire"  # a scored instrument: items one at a time, answer buttons
 
 
 class Scale(Strict):
@@ -70,6 +73,106 @@ class Question(Strict):
         return self
 
 
+class AnswerOption(Strict):
+    """One answer an item may take, and the points it scores."""
+
+    value: int = Field(ge=0, le=100)
+    label: str = Field(min_length=1, max_length=MAX_BUTTON)
+    code: str | None = None  # its LOINC answer code (LA...), for FHIR export
+
+
+class Item(Strict):
+    text: str = Field(min_length=1, max_length=500)
+    code: str | None = None  # the item's LOINC code, for FHIR export
+
+
+class Band(Strict):
+    """A span of totals with a name: minimal, mild, moderate..."""
+
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+    label: str = Field(min_length=1, max_length=40)
+
+
+class Scoring(Strict):
+    """How the total is worked out: the sum of the item values, read against contiguous bands."""
+
+    method: Literal["sum"] = "sum"
+    total_code: str | None = None  # LOINC code of the total score (PHQ-9: 44261-6)
+    bands: tuple[Band, ...] = Field(min_length=1)
+    # The total at or under which a client is counted as in remission (PHQ-9, GAD-7: under 5).
+    remission_below: int | None = Field(default=None, ge=1)
+
+
+class ItemAlert(Strict):
+    """An answer that goes to the therapist at once, with the crisis resources to the client."""
+
+    item: int = Field(ge=1)  # counted from 1, as printed on the form
+    at_least: int = Field(ge=1)  # the lowest answer value that raises it
+
+
+class Questionnaire(Strict):
+    """A scored instrument: a stem, items asked one at a time, the same answers for each item."""
+
+    title: str = Field(min_length=1, max_length=20)  # short, shown with the progress: "PHQ-9"
+    name: str = Field(min_length=1, max_length=120)
+    attribution: str = Field(min_length=1)
+    code: str | None = None  # LOINC code of the whole panel (PHQ-9: 44249-1)
+    stem: str = Field(min_length=1, max_length=500)
+    options: tuple[AnswerOption, ...] = Field(min_length=2, max_length=6)
+    items: tuple[Item, ...] = Field(min_length=1, max_length=40)
+    scoring: Scoring
+    alerts: tuple[ItemAlert, ...] = ()
+
+    @property
+    def lowest(self) -> int:
+        return len(self.items) * min(o.value for o in self.options)
+
+    @property
+    def highest(self) -> int:
+        return len(self.items) * max(o.value for o in self.options)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Questionnaire:
+        values = [o.value for o in self.options]
+        if len(set(values)) != len(values):
+            raise ValueError("two answer options have the same value")
+        if values != sorted(values):
+            raise ValueError("answer options go from the lowest value to the highest")
+        if len({o.label for o in self.options}) != len(self.options):
+            raise ValueError("two answer options have the same label")
+        bands = self.scoring.bands
+        if bands[0].min != self.lowest:
+            raise ValueError(f"the first band starts at {bands[0].min}, but the lowest possible "
+                             f"total is {self.lowest}")
+        for band in bands:
+            if band.min > band.max:
+                raise ValueError(f"band {band.label!r} ends before it starts")
+        for before, after in pairwise(bands):
+            if after.min != before.max + 1:
+                raise ValueError(f"bands {before.label!r} and {after.label!r} leave a gap or "
+                                 "overlap: each band starts one after the previous one ends")
+        if bands[-1].max != self.highest:
+            raise ValueError(f"the last band ends at {bands[-1].max}, but the highest possible "
+                             f"total is {self.highest}")
+        if len({b.label for b in bands}) != len(bands):
+            raise ValueError("two bands have the same label")
+        remission = self.scoring.remission_below
+        if remission is not None and not self.lowest < remission <= self.highest:
+            raise ValueError("remission_below must lie inside the range of totals")
+        for alert in self.alerts:
+            if alert.item > len(self.items):
+                raise ValueError(f"an alert names item {alert.item}, but there are "
+                                 f"{len(self.items)} items")
+            if alert.at_least > max(values):
+                raise ValueError(f"an alert on item {alert.item} needs a value of at least "
+                                 f"{alert.at_least}, which no answer has")
+        return self
+
+    def band(self, total: int) -> str:
+        return next(b.label for b in self.scoring.bands if b.min <= total <= b.max)
+
+
 class Prompt(Strict):
     key: Key
     kind: PromptKind
@@ -79,10 +182,13 @@ class Prompt(Strict):
     scale: Scale | None = None
     choices: tuple[Annotated[str, Field(min_length=1, max_length=MAX_BUTTON)], ...] = ()
     steps: tuple[Question, ...] = ()
+    questionnaire: Questionnaire | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> Prompt:
         _check_response_shape(self.response, self.scale, self.choices)
+        if (self.response is ResponseType.QUESTIONNAIRE) != (self.questionnaire is not None):
+            raise ValueError("a questionnaire prompt, and only one, has a 'questionnaire'")
         if self.response is ResponseType.MULTI_STEP:
             if not 2 <= len(self.steps) <= 10:
                 raise ValueError("a multi_step prompt needs 2 to 10 steps")
@@ -123,6 +229,8 @@ class Step(Strict):
     - ``anchor_day`` + ``at``: day N relative to the anchor (the medicine session), local time;
       negative days are before it (preparation).
     - ``anchor_hours``: exactly N hours from the anchor (e.g. -24).
+    - ``start_hours``: N hours after the program starts (0: at enrolment, a baseline). Once per
+      enrolment: a program moved to a new medicine session continues, so it does not fire again.
     - ``daily``: every day at a local time.
     - ``weekly`` + ``at``: on some weekdays at a local time.
     - ``window`` (+ optional ``days``): once a day at a random time inside a local window.
@@ -135,6 +243,7 @@ class Step(Strict):
     complementary: tuple[Key, Key] | None = None
     anchor_day: int | None = Field(default=None, ge=-60, le=365)
     anchor_hours: int | None = Field(default=None, ge=-24 * 60, le=24 * 365)
+    start_hours: int | None = Field(default=None, ge=0, le=24 * 365)
     at: str | None = None
     daily: str | None = None
     weekly: tuple[Weekday, ...] = ()
@@ -166,6 +275,7 @@ class Step(Strict):
         timings = {
             "anchor_day": self.anchor_day is not None,
             "anchor_hours": self.anchor_hours is not None,
+            "start_hours": self.start_hours is not None,
             "daily": self.daily is not None,
             "weekly": bool(self.weekly),
             "window": self.window is not None,
@@ -185,6 +295,11 @@ class Step(Strict):
         return self.anchor_day is not None or self.anchor_hours is not None
 
     @property
+    def once(self) -> bool:
+        """Fires once per enrolment (timed from the anchor or the start), not on a calendar."""
+        return self.anchored or self.start_hours is not None
+
+    @property
     def prompt_keys(self) -> tuple[str, ...]:
         if self.complementary is not None:
             return self.complementary
@@ -202,6 +317,9 @@ class Program(Strict):
     description: str = ""
     audience: Audience = Audience.CLIENT
     anchor: Literal["medicine_session"] | None = None
+    # False: the program may start before any session is booked; its anchored steps wait for
+    # one (recording a medicine session moves the program to it).
+    anchor_required: bool = True
     duration_days: int | None = Field(default=None, ge=1, le=366)
     steps: tuple[Step, ...] = Field(min_length=1)
 

@@ -77,6 +77,12 @@ def program_of(enrolment: Enrolment | PlannedEnrolment,
     return (program, library.prompts) if program else None
 
 
+def first_start(enrolment: Enrolment | PlannedEnrolment) -> datetime | None:
+    """When steps timed from the program's start count from: its start, unless this run
+    continues an earlier one (moved to a new medicine session), whose start steps have fired."""
+    return None if enrolment.continues_id is not None else enrolment.starts_at
+
+
 def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
     """The prompt as stored on a delivery, so what was sent stays true after library edits."""
     return prompt.model_dump(mode="json", exclude_defaults=False)
@@ -131,6 +137,7 @@ class PlannedEnrolment:
     ends_at: datetime | None
     planned_through: datetime | None
     pool_draws: dict[str, int] | None
+    continues_id: int | None
 
 
 ENROLMENT_COLUMNS = tuple(getattr(Enrolment, field.name)
@@ -292,8 +299,8 @@ class Planner:
                 for occurrence in occurrences(
                         step, ZoneInfo(client.timezone), after=start - ZONE_MARGIN,
                         until=until + ZONE_MARGIN, anchor=enrolment.anchor_at,
-                        seed=f"couple{enrolment.id}:{index}"):
-                    day: date | str = "anchor" if step.anchored else occurrence.local_date
+                        start=first_start(enrolment), seed=f"couple{enrolment.id}:{index}"):
+                    day: date | str = "anchor" if step.once else occurrence.local_date
                     by_day.setdefault(day, {})[client.id] = occurrence
             for day, found in sorted(by_day.items(), key=lambda item: str(item[0])):
                 if len(found) == 2:
@@ -390,11 +397,12 @@ class Planner:
                     until: datetime, enrolment: PlannedEnrolment) -> list[Occurrence]:
         """A step's times in a span. A daily or weekly step's are the same for every client in
         one zone planned over one span (most are, planned together up to one horizon), so they
-        are worked out once per run; anchored and window steps differ per enrolment."""
+        are worked out once per run; anchored, start and window steps differ per enrolment."""
         # A custom step is its enrolment's own, whatever its program key says.
-        if step.anchored or step.window is not None or enrolment.custom:
+        if step.once or step.window is not None or enrolment.custom:
             return list(occurrences(step, zone, after=start, until=until,
-                                    anchor=enrolment.anchor_at, seed=f"{enrolment.id}:{index}"))
+                                    anchor=enrolment.anchor_at, start=first_start(enrolment),
+                                    seed=f"{enrolment.id}:{index}"))
         key = (program, index, zone.key, start, until)
         times = self._times.get(key)
         if times is None:
@@ -441,5 +449,6 @@ class Planner:
 
     @staticmethod
     def _dedupe_key(enrolment_id: int, index: int, step: Step, occurrence: Occurrence) -> str:
-        when = "anchor" if step.anchored else occurrence.local_date.isoformat()
+        when = ("start" if step.start_hours is not None else "anchor") if step.once \
+            else occurrence.local_date.isoformat()
         return f"e{enrolment_id}:s{index}:{when}"

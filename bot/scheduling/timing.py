@@ -92,8 +92,21 @@ def window_offset(seed: str, length: timedelta) -> timedelta:
 
 
 def occurrences(step: Step, zone: ZoneInfo, *, after: datetime, until: datetime,
-                anchor: datetime | None = None, seed: str = "") -> Iterator[Occurrence]:
-    """Every firing of `step` in (after, until], in order. `seed` makes windows repeatable."""
+                anchor: datetime | None = None, start: datetime | None = None,
+                seed: str = "") -> Iterator[Occurrence]:
+    """Every firing of `step` in (after, until], in order. `seed` makes windows repeatable.
+
+    A step timed from the program's start fires at `start` plus its hours, and `start` itself
+    counts (a baseline at enrolment is due the moment planning begins); None (a continued run)
+    means it does not fire at all.
+    """
+    if step.start_hours is not None:
+        if start is None:
+            return
+        moment = start.astimezone(UTC) + timedelta(hours=step.start_hours)
+        if after <= moment <= until:
+            yield Occurrence(moment, moment.astimezone(zone).date())
+        return
     if step.anchored:
         if anchor is None:
             return

@@ -101,7 +101,7 @@ async def invite_client(session: AsyncSession, *, therapist_id: int, name: str, 
         chosen = library.programs.get(program)
         if chosen is None:
             raise OnboardingError(f"there is no program {program!r} (see `interlude prompts list`)")
-        if chosen.anchor and anchor is None:
+        if chosen.anchor and chosen.anchor_required and anchor is None:
             raise OnboardingError(f"program {program!r} needs --anchor (the medicine session)")
 
     now = clock.now()

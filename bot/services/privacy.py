@@ -26,11 +26,12 @@ from bot.db.models import (
     Enrolment,
     Erasure,
     Invite,
+    QuestionnaireResponse,
     Reply,
     ReplyRevision,
     VoiceNote,
 )
-from bot.services import audit
+from bot.services import audit, questionnaires
 from bot.services.onboarding import revoke_consent
 
 EXPORT_FORMAT = "interlude-my-data/1"
@@ -90,6 +91,13 @@ async def export_client_data(session: AsyncSession, client: Client, clock: Clock
         "replies": [reply_json(reply) for reply in replies],
         "check_ins": [{"at": _when(c.recorded_at), "state": c.state.value if c.state else None,
                        "intensity": c.intensity} for c in await rows(CheckIn, CheckIn.recorded_at)],
+        "questionnaires": [
+            {"questionnaire": r.title, "began": _when(r.started_at),
+             "finished": _when(r.completed_at), "status": r.status, "total": r.total,
+             "band": r.band,
+             "answers": [{"question": item.text, "answer": r.label(n)}
+                         for n, item in enumerate(r.questionnaire.items)]}
+            for r in await questionnaires.results(session, client.id)],
         "alerts_to_your_therapist": [
             {"at": _when(a.created_at), "about": a.category, "seen": _when(a.acknowledged_at)}
             for a in await rows(Alert, Alert.created_at)],
@@ -121,7 +129,8 @@ async def erase_client(session: AsyncSession, client: Client, clock: Clock,
         delete(VoiceNote).where(VoiceNote.reply_id.in_(reply_ids)),
         delete(ReplyRevision).where(ReplyRevision.reply_id.in_(reply_ids)),
         *(delete(model).where(model.client_id == client.id)
-          for model in (CheckIn, Reply, Delivery, Enrolment, Consent, Invite)),
+          for model in (CheckIn, Reply, QuestionnaireResponse, Delivery, Enrolment, Consent,
+                        Invite)),
     ):
         counts += (await session.execute(statement)).rowcount or 0  # type: ignore[attr-defined]
     # Alerts keep their category and times for the referral counts, and lose who they were about.
@@ -139,7 +148,8 @@ async def erase_client(session: AsyncSession, client: Client, clock: Clock,
 
 
 async def purge_old_replies(session: AsyncSession, clock: Clock, days: int) -> int:
-    """Retention: delete replies (with their edits, voice notes and check-ins) older than `days`."""
+    """Retention: delete replies (with their edits, voice notes, check-ins and questionnaire
+    answers) older than `days`."""
     if days <= 0:
         return 0
     cutoff = clock.now() - timedelta(days=days)
@@ -147,6 +157,8 @@ async def purge_old_replies(session: AsyncSession, clock: Clock, days: int) -> i
     await session.execute(delete(VoiceNote).where(VoiceNote.reply_id.in_(old)))
     await session.execute(delete(ReplyRevision).where(ReplyRevision.reply_id.in_(old)))
     await session.execute(delete(CheckIn).where(CheckIn.recorded_at < cutoff))
+    await session.execute(delete(QuestionnaireResponse).where(
+        QuestionnaireResponse.started_at < cutoff))
     purged = await session.scalar(select(func.count()).select_from(Reply).where(Reply.created_at < cutoff))
     await session.execute(delete(Reply).where(Reply.created_at < cutoff))
     return int(purged or 0)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, Delivery, Reply, ReplyKind, VoiceNote
+from bot.services import questionnaires
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TimelineEntry:
     checkin_state: str | None
     checkin_intensity: int | None
     answers: list[Answer] = field(default_factory=list)
+    questionnaire: str | None = None  # a questionnaire's score, or how far it got
 
     @property
     def at(self) -> datetime:
@@ -63,6 +65,7 @@ class TimelineEntry:
                 "status": self.status,
                 "checkin": None if self.checkin_state is None and self.checkin_intensity is None
                 else {"state": self.checkin_state, "intensity": self.checkin_intensity},
+                "questionnaire": self.questionnaire,
                 "answers": [a.as_json() for a in self.answers]}
 
 
@@ -92,6 +95,8 @@ async def timeline(session: AsyncSession, client_id: int, *, start: datetime | N
         grouped.setdefault(reply.delivery_id, []).append(Answer(
             reply.id, reply.kind.value, reply.question, reply.text, reply.value,
             reply.voice_duration, reply.id in audio, reply.created_at, reply.edited_at))
+    measured = {r.delivery_id: r for r in await questionnaires.results(session, client_id)
+                if r.delivery_id in ids}
     entries = []
     for delivery in deliveries:
         checkin = checkins.get(delivery.id)
@@ -100,11 +105,22 @@ async def timeline(session: AsyncSession, client_id: int, *, start: datetime | N
             [step.get("text", "") for step in delivery.prompt.get("steps") or []],
             delivery.sent_at, delivery.status.value,
             checkin.state.value if checkin and checkin.state else None,
-            checkin.intensity if checkin else None, grouped.get(delivery.id, [])))
+            checkin.intensity if checkin else None, grouped.get(delivery.id, []),
+            _measured(measured.get(delivery.id))))
     entries += [TimelineEntry(None, None, None, [], None, None, None, None, [answer])
                 for answer in grouped.get(None, [])]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries
+
+
+def _measured(result: questionnaires.Result | None) -> str | None:
+    if result is None:
+        return None
+    if result.complete:
+        return f"{result.title}: {result.total} ({result.band})"
+    answered = sum(v is not None for v in result.values)
+    state = "left half-done" if result.status == "incomplete" else "in progress"
+    return f"{result.title}: {answered} of {len(result.values)} answered, {state}"
 
 
 def _within(moment: datetime, start: datetime | None, end: datetime | None) -> bool:

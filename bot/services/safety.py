@@ -74,7 +74,8 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
                    for a in rows if a.acknowledged_at is not None)
     return {
         "from": start, "to": end, "alerts": len(rows),
-        "by_category": {c: sum(a.category == c for a in rows) for c in (*CATEGORIES, *CHECKIN_PATTERNS)},
+        "by_category": {c: sum(a.category == c for a in rows)
+                        for c in (*CATEGORIES, *CHECKIN_PATTERNS, QUESTIONNAIRE_ITEM)},
         "open": sum(a.acknowledged_at is None for a in rows),
         "minutes_to_acknowledge": {
             "median": round(statistics.median(waits), 1) if waits else None,
@@ -88,6 +89,8 @@ async def report(session: AsyncSession, start: datetime, end: datetime) -> dict[
 HIGH_ACTIVATION = "high_activation"
 PROLONGED_SHUTDOWN = "prolonged_shutdown"
 CHECKIN_PATTERNS = (HIGH_ACTIVATION, PROLONGED_SHUTDOWN)
+# An answer a questionnaire marks for alerts (PHQ-9 item 9 above "not at all").
+QUESTIONNAIRE_ITEM = "questionnaire_item"
 REPEAT_AFTER = timedelta(hours=24)  # one alert of a kind a day is enough for a therapist
 
 

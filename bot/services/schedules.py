@@ -28,7 +28,14 @@ from bot.db.models import (
 )
 from bot.library import Library
 from bot.library.schema import Program, Prompt, PromptKind, ResponseType, Step, parse_hhmm
-from bot.scheduling.planner import CUSTOM_PROGRAM, Planner, new_delivery, program_of, prompt_snapshot
+from bot.scheduling.planner import (
+    CUSTOM_PROGRAM,
+    Planner,
+    first_start,
+    new_delivery,
+    program_of,
+    prompt_snapshot,
+)
 from bot.scheduling.timing import QuietHours, occurrences
 from bot.services import controls, onboarding
 from bot.services.onboarding import OnboardingError
@@ -87,10 +94,14 @@ async def upcoming(session: AsyncSession, client: Client, library: Library, cloc
         until = now + timedelta(days=PREVIEW_DAYS)
         if enrolment.ends_at is not None:
             until = min(until, enrolment.ends_at)
+        start = first_start(enrolment)
+        if start is not None and enrolment.planned_through is None:
+            start = max(start, now)  # not planned yet: its start steps are still to come
         for index, step in enumerate(program.steps):
             seed = f"{enrolment.id}:{index}" if enrolment.id else f"preview:{index}"
             for number, occurrence in enumerate(occurrences(
-                    step, zone, after=now, until=until, anchor=enrolment.anchor_at, seed=seed)):
+                    step, zone, after=now, until=until, anchor=enrolment.anchor_at,
+                    start=start, seed=seed)):
                 if number >= limit:
                     break
                 at = quiet.release(occurrence.at, zone)
@@ -125,7 +136,7 @@ def draft_enrolment(client: Client, program_key: str, library: Library, clock: C
 
 
 def check_anchor(program: Program, anchor: datetime | None) -> None:
-    if program.anchor and anchor is None:
+    if program.anchor and program.anchor_required and anchor is None:
         raise OnboardingError(f"“{program.title}” is timed from the medicine session: "
                               "give its date and time")
     if anchor is not None and anchor.tzinfo is None:
@@ -149,14 +160,19 @@ async def enrol(session: AsyncSession, client: Client, program_key: str, library
 
 
 async def end_enrolment(session: AsyncSession, client: Client, enrolment_id: int,
-                        clock: Clock) -> Enrolment:
-    """Stop a program: nothing more is planned, and what was planned but not sent is dropped."""
+                        clock: Clock, *, keep_start: bool = False) -> Enrolment:
+    """Stop a program: nothing more is planned, and what was planned but not sent is dropped
+    (with `keep_start`, except what its start planned: a baseline still waiting for the
+    morning stays, since the program carries on)."""
     enrolment = await session.get(Enrolment, enrolment_id)
     if enrolment is None or enrolment.client_id != client.id or enrolment.ended_at is not None:
         raise OnboardingError("that program is not running for this client")
     enrolment.ended_at = clock.now()
-    await session.execute(delete(Delivery).where(
-        Delivery.enrolment_id == enrolment.id, Delivery.status == DeliveryStatus.PENDING))
+    dropped = delete(Delivery).where(Delivery.enrolment_id == enrolment.id,
+                                     Delivery.status == DeliveryStatus.PENDING)
+    if keep_start:
+        dropped = dropped.where(Delivery.dedupe_key.not_like("%:start"))
+    await session.execute(dropped)
     return enrolment
 
 
@@ -167,8 +183,12 @@ async def change_anchor(session: AsyncSession, client: Client, enrolment_id: int
     old = await session.get(Enrolment, enrolment_id)
     if old is None or old.client_id != client.id or old.ended_at is not None:
         raise OnboardingError("that program is not running for this client")
-    await end_enrolment(session, client, enrolment_id, clock)
-    return await enrol(session, client, old.program_key, library, clock, anchor=anchor)
+    await end_enrolment(session, client, enrolment_id, clock, keep_start=True)
+    moved = await enrol(session, client, old.program_key, library, clock, anchor=anchor)
+    # The same program carried on, not a new one: what it did once at its start (a baseline
+    # questionnaire) is not done again.
+    moved.continues_id = old.continues_id or old.id
+    return moved
 
 
 async def record_medicine_session(session: AsyncSession, client: Client, at: datetime,

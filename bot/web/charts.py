@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from bot.services.questionnaires import Trend
 from bot.services.records import CheckInPoint, WeekRate
 
 WIDTH, HEIGHT = 720, 260
@@ -190,5 +191,47 @@ def couple_chart(series: list[tuple[str, list[CheckInPoint]]], sessions: list[da
     if not any(points for _name, points in counts):
         parts.append(f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
                      'No check-ins in this period</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every value above is a number or escaped
+
+
+def score_chart(trend: Trend, sessions: list[datetime], start: datetime, end: datetime,
+                zone: ZoneInfo, chart_id: str) -> Markup:
+    """A questionnaire's totals over time on its own range (PHQ-9 0-27), the band edges as a
+    grid, the baseline as a dashed line, medicine sessions marked."""
+    questionnaire = trend.questionnaire
+    top = questionnaire.highest or 1
+    points = [r for r in trend.results if r.total is not None and start <= r.at <= end]
+    summary = f"{questionnaire.title}: {len(points)} totals from {start:%d %b} to {end:%d %b}"
+    if trend.baseline is not None and trend.latest is not None:
+        summary += (f"; baseline {trend.baseline.total}, latest {trend.latest.total} "
+                    f"({trend.latest.band})")
+    parts = [f'<svg class="chart scores" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-labelledby="{chart_id}-title {chart_id}-desc" data-chart="{chart_id}">',
+             f'<title id="{chart_id}-title">{escape(questionnaire.title)} total over time</title>',
+             f'<desc id="{chart_id}-desc">{escape(summary)}</desc>']
+    for band in questionnaire.scoring.bands:
+        y = _y(band.min, top)
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
+                     f'y2="{y:.1f}"/><text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" '
+                     f'text-anchor="end">{band.min}</text><text class="band" '
+                     f'x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">'
+                     f'{escape(band.label)}</text>')
+    parts += [*_date_axis(start, end, zone), *_sessions(sessions, start, end)]
+    if trend.baseline is not None and trend.baseline.total is not None:
+        y = _y(trend.baseline.total, top)
+        parts.append(f'<line class="baseline" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
+                     f'y2="{y:.1f}"/>')
+    if len(points) > 1:
+        path = " ".join(f"{_x(r.at, start, end):.1f},{_y(r.total or 0, top):.1f}" for r in points)
+        parts.append(f'<polyline class="trend score-line" points="{path}"/>')
+    for result in points:
+        x, y = _x(result.at, start, end), _y(result.total or 0, top)
+        label = f"{result.at.astimezone(zone):%d %b %H:%M}: {result.total}, {result.band}"
+        parts.append(f'<g><title>{escape(label)}</title><circle class="point score" '
+                     f'cx="{x:.1f}" cy="{y:.1f}" r="5.5"/></g>')
+    if not points:
+        parts.append(f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
+                     'No completed questionnaires in this period</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every value above is a number or escaped

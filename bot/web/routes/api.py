@@ -13,7 +13,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from bot.services import alerts, audit, onboarding, practice, records, review, schedules
+from bot.services import (
+    alerts,
+    audit,
+    fhir,
+    onboarding,
+    practice,
+    questionnaires,
+    records,
+    review,
+    schedules,
+)
 from bot.services.onboarding import OnboardingError
 from bot.web.app import context, signed_in
 from bot.web.routes.clients import bot_username
@@ -175,6 +185,33 @@ async def trends(request: Request, user: User, client_id: int,
         sessions = await schedules.medicine_sessions(session, client_id)
         found = await records.trends(session, client_id, end - timedelta(days=days), end, sessions)
     return found.as_json()
+
+
+@router.get("/clients/{client_id}/questionnaires",
+            summary="Questionnaire scores (PHQ-9, GAD-7): trends, change from baseline, each response")
+async def questionnaire_scores(request: Request, user: User, client_id: int) -> dict[str, Any]:
+    """Per questionnaire: baseline, latest, change, response (at least 50% lower than the
+    baseline) and remission (under the instrument's cut-off); then every response with its
+    answers. Medicine sessions are given for charting against them."""
+    web = context(request)
+    async with web.own_client(user, client_id, "viewed_questionnaires") as (session, _):
+        found = await questionnaires.results(session, client_id)
+        sessions = await schedules.medicine_sessions(session, client_id)
+    measured = questionnaires.trends(found)
+    by_key = {t.key: t for t in measured}
+    return {"questionnaires": [t.as_json() for t in measured],
+            "responses": [questionnaires.result_json(r, by_key.get(r.key)) for r in found],
+            "medicine_sessions": [s.isoformat() for s in sessions]}
+
+
+@router.get("/clients/{client_id}/fhir", summary="Questionnaires as a FHIR R4 Bundle")
+async def fhir_bundle(request: Request, user: User, client_id: int) -> dict[str, Any]:
+    """A `collection` Bundle: the Patient, a QuestionnaireResponse per questionnaire begun and
+    an Observation per total (LOINC 44261-6 for PHQ-9, 70274-6 for GAD-7)."""
+    web = context(request)
+    async with web.own_client(user, client_id, "exported", detail="fhir") as (session, client):
+        return fhir.bundle(client, await questionnaires.results(session, client_id),
+                           web.clock.now())
 
 
 @router.get("/clients/{client_id}/upcoming", summary="The next prompts, in the client's time")

@@ -20,8 +20,10 @@ from bot.services import alerts as alerts_service
 from bot.services import (
     audit,
     couple_review,
+    fhir,
     onboarding,
     practice,
+    questionnaires,
     records,
     review,
     schedules,
@@ -159,6 +161,7 @@ async def client_page(request: Request, user: User, client_id: int, days: int = 
             Enrolment.client_id == client.id, Enrolment.ended_at.is_not(None))
             .order_by(Enrolment.ended_at.desc()).limit(10)))
         couple_links = await couple_review.couples_of(session, client.id)
+        measures = questionnaires.trends(await questionnaires.results(session, client.id))
     return page(
         request, "client.html", user, client=client, summary=summary, zone=zone, days=days,
         ranges=RANGES, entries=entries, enrolments=enrolments, ended=ended, planned=upcoming,
@@ -168,7 +171,46 @@ async def client_page(request: Request, user: User, client_id: int, days: int = 
         checkin_svg=charts.checkin_chart(trend.checkins, sessions, start, end, zone),
         answers_svg=charts.answer_rate_chart(trend.weeks, sessions, start, end),
         trend=trend, programs=web.library.programs.values(), prompt_groups=_prompt_groups(web),
-        weekdays=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), couple_links=couple_links)
+        weekdays=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), couple_links=couple_links,
+        measures=measures, measure_svgs=measure_charts(measures, sessions, web, zone))
+
+
+def measure_charts(measures: list[questionnaires.Trend], sessions: list[datetime],
+                   web: WebContext, zone: ZoneInfo) -> dict[str, Markup]:
+    """Each questionnaire's chart, over its whole history (a course runs longer than the
+    page's period): from a little before the first score or session to now."""
+    now = web.clock.now()
+    firsts = [t.results[0].at for t in measures if t.results] + sessions[:1]
+    start = min([*firsts, now - timedelta(days=28)]) - timedelta(days=2)
+    end = max([now, *sessions]) + timedelta(days=1)
+    return {t.key: charts.score_chart(t, sessions, start, end, zone,
+                                      "scores-" + t.key.replace(".", "-")) for t in measures}
+
+
+@router.get("/clients/{client_id}/questionnaires.csv")
+async def questionnaires_csv(request: Request, user: User, client_id: int) -> Response:
+    """Every questionnaire the client began: score, band, change from baseline, each item."""
+    web = context(request)
+    async with web.own_client(user, client_id, "exported",
+                              detail="questionnaires csv") as (session, _):
+        found = await questionnaires.results(session, client_id)
+    return Response(questionnaires.export_csv(client_id, found),
+                    media_type="text/csv; charset=utf-8", headers={
+                        "content-disposition":
+                        f'attachment; filename="client-{client_id}-questionnaires.csv"'})
+
+
+@router.get("/clients/{client_id}/fhir.json")
+async def fhir_bundle(request: Request, user: User, client_id: int) -> Response:
+    """The questionnaires as a FHIR R4 Bundle, to import into a health record."""
+    web = context(request)
+    async with web.own_client(user, client_id, "exported", detail="fhir") as (session, client):
+        body = fhir.bundle(client, await questionnaires.results(session, client_id),
+                           web.clock.now())
+    return Response(json.dumps(body, ensure_ascii=False, indent=2),
+                    media_type="application/fhir+json", headers={
+                        "content-disposition":
+                        f'attachment; filename="client-{client_id}-fhir-bundle.json"'})
 
 
 @router.get("/clients/{client_id}/voice/{reply_id}")

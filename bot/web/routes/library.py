@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from bot import messages
-from bot.handlers.keyboards import prompt_message
+from bot.handlers.keyboards import prompt_message, questionnaire_message
 from bot.library.schema import PromptKind
 from bot.messages import render
 from bot.services.practice import NotFound
@@ -32,6 +32,11 @@ def telegram_preview(prompt: dict[str, Any]) -> dict[str, Any]:
     elif prompt.get("response") == "multi_step":
         follow = [f"{render(messages.STEP_MARKER, None, number=n + 1, total=len(prompt['steps']))} "
                   f"{step['text']}" for n, step in enumerate(prompt["steps"][1:], start=1)]
+    elif prompt.get("response") == "questionnaire":
+        # Every item in turn, as the message shows it; then the instrument's attribution.
+        spec = prompt["questionnaire"]
+        follow = [questionnaire_message(0, prompt, n, (), None).text
+                  for n in range(1, len(spec["items"]))] + [spec["attribution"]]
     return {"text": rendered.text, "rows": rows, "follow": follow}
 
 
