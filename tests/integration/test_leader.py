@@ -21,9 +21,10 @@ async def test_one_process_leads_and_another_takes_over_when_it_dies(
         assert await first.try_acquire()
         assert not await second.try_acquire()
         assert await first.still_held()
-        async with other_process.transaction() as session:  # the leader's connection is cut
+        # The leader's connection is cut (waiting up to 5 s for its backend to have gone).
+        async with other_process.transaction() as session:
             await session.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"))
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_locks WHERE locktype = 'advisory'"))
         assert await second.try_acquire()
         assert not await first.still_held()
         assert not await first.try_acquire()
