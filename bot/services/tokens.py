@@ -10,7 +10,11 @@ THERAPIST_PREFIX = "t_"
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(18)  # 24 characters, 144 bits
+    """24 characters, 144 bits. Never one that starts like a therapist's link, which `/start`
+    would read as one (one invite in about 4,000 would otherwise fail)."""
+    while (token := secrets.token_urlsafe(18)).startswith(THERAPIST_PREFIX):
+        pass
+    return token
 
 
 def token_hash(token: str) -> str:
