@@ -77,7 +77,7 @@ class SafetyRules(Strict):
     # "I used to want to die, now I want to live", "now" begins the contrast, not the wish.
     present_time: str = r"$^"
     # Someone else's words ("my son says 'kms' when he loses"): suicidal and self-harm rules that
-    # match after them, in the same sentence, are left to the classifier.
+    # match after them, in the same clause, are left to the classifier.
     reported_speech: str = r"$^"
 
     @field_validator("resources")

@@ -4,8 +4,9 @@ Rules are patterns over a normalised form of the text, so "I dont wanna b here a
 "I don’t want to be here any more" and "I DON'T WANT TO BE HERE ANYMORE!!!" read alike.
 A classifier trained on labelled examples (bot/safety/classifier.py) catches what no rule names.
 A match is dropped when a negation cue stands just before it ("I would never hurt myself"),
-when it lies inside a known safe phrase ("not suicidal"), or, for past-tense rules, when the
-sentence places it long ago ("when I was 15 I wanted to die"). When in doubt, it flags:
+when it lies inside a known safe phrase ("not suicidal"), when it reports someone else's words
+("my son says 'kms'"; then the classifier decides), or, for past-tense rules, when the sentence
+places it long ago ("when I was 15 I wanted to die"). When in doubt, it flags:
 a false alarm costs a therapist a minute, a miss can cost far more.
 """
 
@@ -30,6 +31,7 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "@": "a
 _WORD = regex.compile(r"\w+")
 # Kinds of crisis a client may be quoting someone else about (danger to them is never quoted away).
 _REPORTABLE = {"suicidal", "self_harm"}
+_VOICES = regex.compile(r"\b(voices?|voces|stimmen?)\b")
 _SENTENCE_END = regex.compile(r"[.!?;\n]")
 _CLAUSE_END = regex.compile(r"[.!?;,\n]")
 # For "is this phrase set now": a contrast after "and" or "but" starts a clause of its own
@@ -143,8 +145,13 @@ class Screener:
         if words and self._cues.search(lead) and not self._not_negating.search(
                 " ".join(_WORD.findall(before)[-self._window - 2:]) + " " + text[start:end]):
             return True
-        if reportable and self._reported.search(text[sentence_start:start]):
-            return True
+        if reportable:
+            # Only in the phrase's own clause: in "my sister says I sound fine but I want to die",
+            # the wish is the client's. Voices are never someone else's words.
+            clause_start = max((m.end() for m in _CONTRAST.finditer(text, 0, start)), default=0)
+            if self._reported.search(text[clause_start:start]) and not _VOICES.search(
+                    text[clause_start:end]):
+                return True
         if past:
             sentence = _around(text, start, end, _SENTENCE_END)
             if (self._distant_past.search(sentence) and not self._recurrence.search(sentence)
