@@ -260,7 +260,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
     secret = token or (settings.telegram_token.get_secret_value() if settings.telegram_token
                        else DEMO_TOKEN)
     planner = Planner(db, library, clock, settings)
-    screener = cached_screener(settings.prompts_dir / "safety.yaml")
+    screener = cached_screener(settings.prompts_dir / "safety.yaml", settings.cache_dir)
     services = Services(db=db, library=library, clock=clock, settings=settings, planner=planner,
                         screener=screener)
     # Several processes may share a PostgreSQL database, and Telegram's limit is per bot.

@@ -432,7 +432,7 @@ def cmd_safety_screen(args: argparse.Namespace, settings: Settings) -> None:
     from bot.safety.screening import Screener
 
     try:
-        screener = Screener.from_file(settings.prompts_dir / "safety.yaml")
+        screener = Screener.from_file(settings.prompts_dir / "safety.yaml", settings.cache_dir)
     except SafetyRulesError as error:
         raise CommandError("the safety rules have problems:\n  " + "\n  ".join(error.problems)) from None
     for line in sys.stdin:

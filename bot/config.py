@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / name}"
 
     @property
+    def cache_dir(self) -> Path:
+        """What can be rebuilt from the code and the prompts (the trained crisis classifier)."""
+        return self.data_dir / "cache"
+
+    @property
     def web_url(self) -> str:
         return (self.web_base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
 

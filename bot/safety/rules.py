@@ -56,6 +56,8 @@ class ClassifierSettings(Strict):
     vocabulary_threshold: float = Field(default=0.55, gt=0, lt=1)
     vocabulary: str = r"$^"
     regularisation: float = Field(default=10, gt=0)
+    # Sentence embeddings beside the n-grams (see bot/safety/classifier.py); off, n-grams alone.
+    embeddings: bool = True
 
     _check = field_validator("vocabulary")(classmethod(lambda cls, value: _compiles(value)))
 
@@ -74,6 +76,9 @@ class SafetyRules(Strict):
     # ...or the phrase's own clause places it now ("now", "tonight"). Only its own clause: in
     # "I used to want to die, now I want to live", "now" begins the contrast, not the wish.
     present_time: str = r"$^"
+    # Someone else's words ("my son says 'kms' when he loses"): suicidal and self-harm rules that
+    # match after them, in the same clause, are left to the classifier.
+    reported_speech: str = r"$^"
 
     @field_validator("resources")
     @classmethod
@@ -87,7 +92,7 @@ class SafetyRules(Strict):
     def _safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_compiles(p) for p in value)
 
-    @field_validator("distant_past", "recurrence", "present_time")
+    @field_validator("distant_past", "recurrence", "present_time", "reported_speech")
     @classmethod
     def _past(cls, value: str) -> str:
         return _compiles(value)

@@ -4,8 +4,9 @@ Rules are patterns over a normalised form of the text, so "I dont wanna b here a
 "I don’t want to be here any more" and "I DON'T WANT TO BE HERE ANYMORE!!!" read alike.
 A classifier trained on labelled examples (bot/safety/classifier.py) catches what no rule names.
 A match is dropped when a negation cue stands just before it ("I would never hurt myself"),
-when it lies inside a known safe phrase ("not suicidal"), or, for past-tense rules, when the
-sentence places it long ago ("when I was 15 I wanted to die"). When in doubt, it flags:
+when it lies inside a known safe phrase ("not suicidal"), when it reports someone else's words
+("my son says 'kms'"; then the classifier decides), or, for past-tense rules, when the sentence
+places it long ago ("when I was 15 I wanted to die"). When in doubt, it flags:
 a false alarm costs a therapist a minute, a miss can cost far more.
 """
 
@@ -13,18 +14,29 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import regex
 
-from bot.safety.classifier import CrisisClassifier, load_examples
+from bot.safety.classifier import (
+    CrisisClassifier,
+    cache_key,
+    cached_classifier,
+    example_files,
+    load_examples,
+)
 from bot.safety.rules import CATEGORIES, Category, SafetyRules, load_rules
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "@": "a", "$": "s", "7": "t"})
 _WORD = regex.compile(r"\w+")
+# Kinds of crisis a client may be quoting someone else about (danger to them is never quoted away).
+_REPORTABLE = {"suicidal", "self_harm"}
+_VOICES = regex.compile(r"\b(voices?|voces|stimmen?)\b")
 _SENTENCE_END = regex.compile(r"[.!?;\n]")
 _CLAUSE_END = regex.compile(r"[.!?;,\n]")
+# For "is this phrase set now": a contrast after "and" or "but" starts a clause of its own
+# ("years ago I tried to end my life and today I celebrate being alive").
+_CONTRAST = regex.compile(r"[.!?;,\n]|\b(?:and|but|y|pero|und|aber)\b")
 
 
 def normalise(text: str) -> str:
@@ -62,7 +74,7 @@ class Screener:
         self._patterns = [
             (category, regex.compile(
                 f"(?:{rule.pattern}){{e<={rule.typos}}}" if rule.typos else rule.pattern,
-                regex.BESTMATCH if rule.typos else 0), rule.past)
+                regex.BESTMATCH if rule.typos else 0), rule.past, category in _REPORTABLE)
             for category in CATEGORIES for rule in rules.categories.get(category, ())
         ]
         negation = rules.negation
@@ -73,16 +85,23 @@ class Screener:
         self._distant_past = regex.compile(rules.distant_past)
         self._recurrence = regex.compile(rules.recurrence)
         self._present_time = regex.compile(rules.present_time)
+        self._reported = regex.compile(rules.reported_speech)
 
     @classmethod
-    def from_file(cls, path: Path) -> Screener:
-        """The rules in `path`, with the classifier trained on the examples they name."""
+    def from_file(cls, path: Path, cache_dir: Path | None = None) -> Screener:
+        """The rules in `path`, with the classifier trained on the examples they name.
+
+        With a `cache_dir`, the trained classifier is kept there and trained again only when the
+        examples, the rules, the screening code or a library version change.
+        """
         rules = load_rules(path)
         classifier = None
-        if rules.classifier is not None:
-            examples = load_examples(path.parent / rules.classifier.examples)
-            classifier = CrisisClassifier(examples, normalise, rules.classifier.regularisation,
-                                         rules.negation)
+        if (settings := rules.classifier) is not None:
+            folder = path.parent / settings.examples
+            classifier = cached_classifier(
+                cache_dir, cache_key(path, example_files(folder)),
+                lambda: CrisisClassifier(load_examples(folder), normalise, settings.regularisation,
+                                         rules.negation, embeddings=settings.embeddings))
         return cls(rules, classifier)
 
     def screen(self, text: str) -> Screening:
@@ -93,7 +112,7 @@ class Screener:
         if found:
             return Screening(True, found[0])
         if self.classifier is not None:
-            probability = self.classifier.probability(normal)
+            probability = self.classifier.probability(text, normal)
             if probability >= self._threshold or (
                     probability >= self._vocabulary_threshold and self._vocabulary.search(normal)):
                 return Screening(True, self.classifier.category(normal))
@@ -106,14 +125,14 @@ class Screener:
 
     def _first_rule(self, normal: str) -> tuple[Category, str, str] | None:
         safe_spans = [m.span() for pattern in self._safe for m in pattern.finditer(normal)]
-        for category, pattern, past in self._patterns:
+        for category, pattern, past, reportable in self._patterns:
             for match in pattern.finditer(normal, overlapped=False):
-                if not self._dismissed(normal, match.span(), safe_spans, past):
+                if not self._dismissed(normal, match.span(), safe_spans, past, reportable):
                     return category, pattern.pattern, match.group()
         return None
 
     def _dismissed(self, text: str, span: tuple[int, int], safe_spans: list[tuple[int, int]],
-                   past: bool) -> bool:
+                   past: bool, reportable: bool) -> bool:
         start, end = span
         if any(s <= start and end <= e for s, e in safe_spans):
             return True
@@ -126,10 +145,17 @@ class Screener:
         if words and self._cues.search(lead) and not self._not_negating.search(
                 " ".join(_WORD.findall(before)[-self._window - 2:]) + " " + text[start:end]):
             return True
+        if reportable:
+            # Only in the phrase's own clause: in "my sister says I sound fine but I want to die",
+            # the wish is the client's. Voices are never someone else's words.
+            clause_start = max((m.end() for m in _CONTRAST.finditer(text, 0, start)), default=0)
+            if self._reported.search(text[clause_start:start]) and not _VOICES.search(
+                    text[clause_start:end]):
+                return True
         if past:
             sentence = _around(text, start, end, _SENTENCE_END)
             if (self._distant_past.search(sentence) and not self._recurrence.search(sentence)
-                    and not self._present_time.search(_around(text, start, end, _CLAUSE_END))):
+                    and not self._present_time.search(_around(text, start, end, _CONTRAST))):
                 return True
         return False
 
@@ -141,13 +167,15 @@ def _around(text: str, start: int, end: int, boundary: regex.Pattern[str]) -> st
     return text[begin:finish.start() if finish else len(text)]
 
 
-@cache
-def _cached(path: Path, stamp: tuple[float, ...]) -> Screener:
-    return Screener.from_file(path)
+_screeners: dict[tuple[Path, tuple[float, ...]], Screener] = {}
 
 
-def cached_screener(path: Path) -> Screener:
-    """One trained screener per rules file and examples as they are now (tests build many bots)."""
+def cached_screener(path: Path, cache_dir: Path | None = None) -> Screener:
+    """One screener per rules file and examples as they are now, in this process (tests build
+    many bots); the trained classifier is also kept in `cache_dir` for the next start."""
     files = [path, *sorted(path.parent.glob("safety*/*.yaml"))]  # the rules and their examples
     stamps = tuple(p.stat().st_mtime for p in files if p.exists())
-    return _cached(path.resolve(), stamps)
+    key = (path.resolve(), stamps)
+    if key not in _screeners:  # the same classifier whichever cache folder it came from
+        _screeners[key] = Screener.from_file(path, cache_dir)
+    return _screeners[key]
