@@ -38,8 +38,10 @@ EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
 # 0.45 among the points cross-validation offered; the everyday test's failure then showed three
 # of its messages through pytest's assertion rewriting (it now counts instead), and nothing was
 # written from them. Re-measure this set with someone who has not seen it.
+# Measured after that round: recall 0.908 (187/206), false alarms 0.112 (16/143) on look-alikes,
+# 0.011 (2/189) on everyday messages.
 FINAL_RECALL_FLOOR = 0.90
-FINAL_FALSE_POSITIVE_CEILING = 0.16
+FINAL_FALSE_POSITIVE_CEILING = 0.12
 EVERYDAY_FALSE_POSITIVE_CEILING = 0.015
 CATEGORY_RIGHT_FLOOR = 0.92
 # The fresh set (300 messages) measured 0.935 recall and 0.259 false alarms on look-alikes with
