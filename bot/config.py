@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     # Storage and library
     data_dir: Path = Path("data")
+    # Where the trained crisis classifier is kept between starts; the data folder's cache/ unless
+    # set (several bots of one checkout, such as the tests', can share one).
+    classifier_cache_dir: Path | None = None
     database_url: str | None = None
     prompts_dir: Path = Path("prompts")
     # Keys that seal client text at rest, comma-separated, the current key first (older keys
@@ -122,7 +125,7 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         """What can be rebuilt from the code and the prompts (the trained crisis classifier)."""
-        return self.data_dir / "cache"
+        return self.classifier_cache_dir or self.data_dir / "cache"
 
     @property
     def web_url(self) -> str:

@@ -30,6 +30,8 @@ BACKENDS = [name for name in os.environ.get("INTERLUDE_TEST_BACKENDS", "sqlite,p
 _postgres_problem: list[str] = []
 # One key for the whole run, so every database, process and CLI call in a test can read the others.
 TEST_ENCRYPTION_KEY = KeyRing.generate_key()
+# The trained crisis classifier, kept for the bot processes the tests start (one checkout's own).
+CLASSIFIER_CACHE = ROOT / "test-artifacts" / "classifier-cache"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from tests.conftest import ROOT, TEST_ENCRYPTION_KEY, make_settings
+from tests.conftest import CLASSIFIER_CACHE, ROOT, TEST_ENCRYPTION_KEY, make_settings
 
 INTERLUDE = [sys.executable, "-m", "bot.cli"]
 
@@ -45,6 +45,8 @@ def env(tmp_path: Path, backend: str, database_url: str) -> dict[str, str]:
             # What the tests' own connections use (make_settings), so both sides read each
             # other's sealed columns and agree on which consent version is current.
             "INTERLUDE_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+            # Each process trains the crisis classifier once for the whole run, not once a test.
+            "INTERLUDE_CLASSIFIER_CACHE_DIR": str(CLASSIFIER_CACHE),
             "INTERLUDE_PRACTICE_NAME": make_settings(Path(".")).practice_name,
         }
     )
