@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench crossval fuzz messages key clean
+.PHONY: run test lint bench soak crossval fuzz messages key clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Interlude needs Python 3.11 or newer")'
@@ -37,6 +37,13 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_dispatch
 	$(BIN)/python -m benchmarks.bench_planning
 	$(BIN)/python -m benchmarks.bench_pipeline
+	$(BIN)/python -m benchmarks.bench_ingest
+
+## soak: long reliability scenarios (kill -9 mid-dispatch and mid-ingestion, several processes
+## on PostgreSQL, a failing Telegram, PostgreSQL restarted, six hours asleep); 15-25 minutes
+soak: $(STAMP)
+	scripts/ensure-postgres
+	INTERLUDE_SOAK=1 $(BIN)/pytest -p no:cacheprovider -s -v tests/soak
 
 ## crossval: crisis screening measured between the example sets (never the final set)
 crossval: $(STAMP)

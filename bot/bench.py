@@ -67,7 +67,11 @@ def emulator_process(**config: Any) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # long polls still open: no need to be gentle
+            process.kill()
+            process.wait(timeout=10)
 
 
 async def _create_users(url: str, count: int) -> list[int]:
@@ -82,10 +86,11 @@ async def _create_users(url: str, count: int) -> list[int]:
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
-async def _seed(db: Database, settings: Settings, users: list[int], due_in: float) -> None:
+async def _seed(db: Database, settings: Settings, users: list[int], due_in: float,
+                prompt_key: str = PROMPT_KEY) -> None:
     """Clients with consent and no quiet hours, each with one prompt due at the same moment."""
     library = load_library(settings.prompts_dir)
-    snapshot = prompt_snapshot(library.prompts[PROMPT_KEY])
+    snapshot = prompt_snapshot(library.prompts[prompt_key])
     now = SystemClock().now()
     due = now + timedelta(seconds=due_in)
     async with db.transaction() as session:
@@ -101,12 +106,82 @@ async def _seed(db: Database, settings: Settings, users: list[int], due_in: floa
         for start in range(0, len(client_rows), 1000):
             await session.execute(insert(Client), client_rows[start:start + 1000])
         client_ids = list(await session.scalars(select(Client.id).order_by(Client.id)))
-        rows = [{"client_id": client_id, "prompt_key": PROMPT_KEY, "prompt": snapshot,
+        rows = [{"client_id": client_id, "prompt_key": prompt_key, "prompt": snapshot,
                  "scheduled_for": due, "due_at": due, "expires_at": due + settings.expiry,
                  "status": DeliveryStatus.PENDING, "attempts": 0, "progress": 0}
                 for client_id in client_ids]
         for start in range(0, len(rows), 1000):
             await session.execute(insert(Delivery), rows[start:start + 1000])
+
+
+def bot_environment(folder: str, database_url: str, api_url: str, key: str,
+                    **settings: object) -> dict[str, str]:
+    """The environment of an `interlude run` process for a benchmark or a soak test: its own
+    folder, database, emulator and key, no dashboard; `settings` by their names in Settings."""
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith("INTERLUDE_")}
+    environment.update({
+        "INTERLUDE_DATA_DIR": folder, "INTERLUDE_DATABASE_URL": database_url,
+        "INTERLUDE_TELEGRAM_API_URL": api_url, "INTERLUDE_ENCRYPTION_KEYS": key,
+        "INTERLUDE_PROMPTS_DIR": str(Path(os.environ.get("INTERLUDE_PROMPTS_DIR", "prompts"))
+                                     .resolve()),
+        "INTERLUDE_WEB_PORT": "0", "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.2",
+    })
+    environment.update({f"INTERLUDE_{name.upper()}": str(value) for name, value in settings.items()})
+    return environment
+
+
+class BotProcess:
+    """`interlude run` in a process of its own, its log in a file; started, stopped or killed."""
+
+    def __init__(self, environment: dict[str, str], log: Path) -> None:
+        self.environment = environment
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, within: float = 90.0) -> None:
+        """Start it and wait until it says it is running (it has started polling)."""
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "run"], env=self.environment,
+                cwd=self.environment["INTERLUDE_DATA_DIR"], stdout=output,
+                stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + within
+        runs = self.log.read_text().count("is running")
+        while self.log.read_text().count("is running") <= runs:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bot did not start; its log:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far (Linux), or 0."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def kill(self) -> None:
+        """kill -9: no clean-up of any kind."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
 
 
 def _percentile(values: list[float], share: float) -> float:

@@ -545,6 +545,15 @@ def cmd_bench_dispatch(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, result, bench.summary(result))
 
 
+def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> None:
+    from bot import bench_ingest
+
+    result = asyncio.run(bench_ingest.ingest(args.updates, args.clients, database_url=args.database_url))
+    _print(args, result, bench_ingest.summary(result))
+    if not bench_ingest.ok(result):
+        raise CommandError("a reply was lost, stored twice or left unacknowledged (see above)")
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     from bot.runner import run_demo
 
@@ -677,6 +686,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_dispatch.add_argument("--clients", type=int, default=1000)
     bench_dispatch.add_argument("--rate", type=float, default=30, help="Telegram's limit, per second")
     bench_dispatch.add_argument("--database-url", help="a PostgreSQL URL (default: a temporary SQLite file)")
+    bench_ingest = add(bench, "ingest", cmd_bench_ingest,
+                       "N replies from simulated clients, stored and acknowledged, limits off")
+    bench_ingest.add_argument("--updates", type=int, default=3000, help="replies to send in all")
+    bench_ingest.add_argument("--clients", type=int, default=100,
+                              help="people answering at once, each waiting for the thanks")
+    bench_ingest.add_argument("--database-url", help="a PostgreSQL URL (default: a temporary SQLite file)")
     safety = commands.add_parser("safety", help="crisis screening").add_subparsers(
         dest="action", required=True)
     add(safety, "screen", cmd_safety_screen,

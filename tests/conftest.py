@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = [name for name in os.environ.get("INTERLUDE_TEST_BACKENDS", "sqlite,postgresql").split(",")
             if name]
 _postgres_problem: list[str] = []
+# The long reliability scenarios run with `make soak` (INTERLUDE_SOAK=1), never in `make test`.
+collect_ignore = [] if os.environ.get("INTERLUDE_SOAK") else ["soak"]
 # One key for the whole run, so every database, process and CLI call in a test can read the others.
 TEST_ENCRYPTION_KEY = KeyRing.generate_key()
 # The trained crisis classifier, kept for the bot processes the tests start (one checkout's own).

@@ -29,9 +29,11 @@ class EmulatorError(Exception):
 
 
 class EmulatorControl:
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, connections: int = 100) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout)
+        # Kept alive, as many as asked: a benchmark plays a hundred people at once.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, limits=limits)
 
     async def __aenter__(self) -> EmulatorControl:
         return self
@@ -80,7 +82,7 @@ class EmulatorControl:
         reply_to: int | None = None,
         chat: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Send a text as the person; returns {"message_id", "update_id"}."""
+        """Send a text as the person; returns {"message_id", "update_id", "version"}."""
         payload: dict[str, Any] = {"text": text}
         if reply_to is not None:
             payload["reply_to_message_id"] = reply_to
@@ -175,6 +177,28 @@ class EmulatorControl:
                     "timeout": min(remaining, _WAIT_SLICE_SECONDS),
                 },
             )
+
+    async def wait_for_answer(
+        self, user_id: int, after: int, version: int, within: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """The bot's messages in the chat after message `after`, once there is one.
+
+        `version` is the chat's version as the person's message left it (sending returns it);
+        only messages after `after` travel, so a long chat costs no more than a short one.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the bot did not answer message {after} in chat {user_id} in {within} s")
+            chat = await self._get(
+                f"/emulator/chats/{user_id}",
+                params={"after": after, "version": version, "timeout": min(remaining, _WAIT_SLICE_SECONDS)},
+            )
+            answers = [m for m in chat["messages"] if m["from"]["is_bot"]]
+            if answers:
+                return answers
+            version = chat["version"]
 
     async def callback_answers(self, user_id: int) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._get(f"/emulator/chats/{user_id}/callback_answers")

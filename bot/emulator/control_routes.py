@@ -63,12 +63,14 @@ def control_routes(world: TelegramWorld, api: BotApi, startup_config: EmulatorCo
             if not isinstance(body["chat"], dict):
                 raise ControlError(400, 'chat must be an object like {"id": -100123}')
             chat = world.group_chat(body["chat"], person)
-        return world.post_message(
+        sent = world.post_message(
             person,
             _message_content(world, body),
             reply_to_message_id=_optional_int(body, "reply_to_message_id"),
             chat=chat,
         )
+        # The chat's version with this message in it: wait from there for the bot's answer.
+        return {**sent, "version": (chat or world.chats[person.id]).version}
 
     async def edit_message(request: Request) -> dict[str, Any]:
         person = _person(world, request)
@@ -121,8 +123,14 @@ def control_routes(world: TelegramWorld, api: BotApi, startup_config: EmulatorCo
             await world.wait_for_chat_change(chat, int(version), min(timeout, MAX_CHAT_WAIT_SECONDS))
             chat = world.chat(chat.id)
         person = world.people.get(chat.id)
+        # ?after=M gives only the messages after message M: a long chat need not travel whole.
+        after = request.query_params.get("after")
+        if after is not None and not after.isdigit():
+            raise ControlError(400, "after must be a message id")
+        messages = chat.messages if after is None else [
+            message for message in chat.messages if message["message_id"] > int(after)]
         return {
-            "messages": chat.messages,
+            "messages": messages,
             "version": chat.version,
             "action": world.current_action(chat),
             "keyboard": chat.reply_keyboard,

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.clock import Clock
 from bot.db.engine import Database
-from bot.db.models import InboxUpdate
+from bot.db.models import Client, CouplePartner, InboxUpdate
 
 MAX_ATTEMPTS = 5
 
@@ -49,6 +49,16 @@ class Inbox:
                 .where(InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS)
                 .order_by(InboxUpdate.update_id).limit(limit))).all()
         return [(row.update_id, row.payload) for row in rows if row.payload is not None]
+
+    async def couples_of(self, people: Iterable[int]) -> dict[int, int]:
+        """The open couple of each of these Telegram users who is in one (user id -> couple id)."""
+        async with self.db.transaction() as session:
+            rows = (await session.execute(
+                select(Client.telegram_user_id, CouplePartner.couple_id)
+                .join(CouplePartner, CouplePartner.client_id == Client.id)
+                .where(CouplePartner.open_client_id.is_not(None),
+                       Client.telegram_user_id.in_(list(people))))).all()
+        return {int(row.telegram_user_id): int(row.couple_id) for row in rows}
 
     async def unprocessed_count(self) -> int:
         async with self.db.transaction() as session:

@@ -1,8 +1,15 @@
-"""Our own polling loop: store a batch in the inbox, then ask for the next offset.
+"""Our own polling loop: store a batch in the inbox, then ask for the next offset; and the
+handling of what the inbox holds.
 
 python-telegram-bot's Updater confirms updates (by asking for the next offset) before any
 handler has run, so a crash loses them. Here the offset moves only after the batch is committed,
 and handling reads from the inbox, so nothing Telegram handed over is lost or handled twice.
+
+Fetching and handling run side by side: the next batch is stored while the last is handled.
+Each person's updates are handled in order, one at a time, in a lane of their own (a couple's
+two partners share one, so their paired answers settle in the order they came); different
+people's lanes run at once, so one slow answer (a voice note to download, say) holds up nobody
+else, and the database and Telegram's round trips overlap.
 """
 
 from __future__ import annotations
@@ -10,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Hashable
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
@@ -25,8 +33,10 @@ from bot.messages import render
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 INBOX_CHECK_SECONDS = 0.5
-DATABASE_RETRY_SECONDS = 0.5
-MAX_DATABASE_RETRY_SECONDS = 15.0
+LANES = 32  # updates handled at the same time, each a different person's
+BATCH = 100  # stored updates read from the inbox at a time
+TAKEN_AT_MOST = 1000  # updates handed to lanes and not yet finished; more wait in the inbox
+STOP_SECONDS = 10.0  # for the updates in hand to finish when the bot stops
 
 
 class InboxPoller:
@@ -42,6 +52,13 @@ class InboxPoller:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
+        # Updates handed to a lane (kept until a read of the inbox that began after they were
+        # finished, which no longer returns them), those finished, and each lane's queue.
+        self._taken: set[int] = set()
+        self._finished: set[int] = set()
+        self._lanes: dict[Hashable, deque[tuple[int, dict[str, Any]]]] = {}
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(LANES)
         self.processed = 0
 
     def stop(self) -> None:
@@ -52,53 +69,77 @@ class InboxPoller:
             self._fetching.cancel()
 
     async def run(self, *, fetch: bool = True) -> None:
-        """Poll until stopped, while this process leads; handle what is stored after every batch.
+        """Poll until stopped, while this process leads, handling what is stored as it comes.
 
         With `fetch` False (webhook mode) nothing is asked of Telegram: the webhook stores
         updates, and this loop handles what any process stored, as it arrives."""
-        backoff = DATABASE_RETRY_SECONDS
         try:
             while await self.leadership.acquire(self._stopping):
+                over = asyncio.Event()
+                handler = asyncio.create_task(self._handle_while_leading(over),
+                                              name="inbox-handler")
                 try:
                     if fetch:
                         await self._poll_while_leading()
                     else:
-                        await self._handle_while_leading()
-                except (DBAPIError, OSError) as error:
-                    # The database went away (a restart, say). Nothing is lost: an update is
-                    # confirmed to Telegram only once stored, and marked done only once handled.
-                    log.warning("the inbox is out of reach (%s); trying again in %.0f s",
-                                type(error).__name__, backoff)
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, MAX_DATABASE_RETRY_SECONDS)
-                else:
-                    backoff = DATABASE_RETRY_SECONDS
+                        await self._watch_while_leading()
+                finally:
+                    over.set()
+                    self._wake.set()
+                    await handler
         finally:
+            await self._finish_lanes()
             await self.leadership.release()
 
     def wake(self) -> None:
         """Something was stored in the inbox: handle it now rather than at the next check."""
         self._wake.set()
 
-    async def _handle_while_leading(self) -> None:
-        while not self._stopping.is_set():
-            if not await self.leadership.still_held():
-                return
+    async def _watch_while_leading(self) -> None:
+        """Webhook mode: keep an eye on the lead while the handler works."""
+        while not self._stopping.is_set() and await self.leadership.still_held():
+            await self._sleep(INBOX_CHECK_SECONDS)
+
+    async def _handle_while_leading(self, over: asyncio.Event) -> None:
+        """Hand what is stored to the lanes whenever something new is stored, until `over`."""
+        backoff = 0.5
+        while not (over.is_set() or self._stopping.is_set()):
             self._wake.clear()
-            await self.process_pending()
-            # Woken by this process's webhook at once; what another process stored is found
-            # at the next check.
+            try:
+                handed = await self._hand_out()
+            except Exception as error:  # the database is away: the updates wait in the inbox
+                log.warning("reading the inbox failed (%s); trying again in %.1f s",
+                            type(error).__name__, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            backoff = 0.5
+            if handed >= BATCH:
+                continue  # more may be waiting
+            if len(self._taken) >= TAKEN_AT_MOST:
+                await self._sleep(0.05)  # the lanes have their hands full
+                continue
+            # Woken by this process's fetch or webhook at once; what another process stored is
+            # found at the next check.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=INBOX_CHECK_SECONDS)
 
     async def _poll_while_leading(self) -> None:
-        last = await self.inbox.last_update_id()
-        self._offset = last + 1 if last is not None else None
         backoff = 1.0
+        self._offset = None
         while not self._stopping.is_set():
             if not await self.leadership.still_held():
                 return
-            await self.process_pending()
+            try:
+                if self._offset is None:
+                    last = await self.inbox.last_update_id()
+                    self._offset = last + 1 if last is not None else None
+            except Exception as error:  # the database is away: ask Telegram nothing meanwhile
+                log.warning("reading the inbox failed (%s); trying again in %.0f s",
+                            type(error).__name__, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
             self._fetching = asyncio.create_task(self._fetch())
             try:
                 batch = await self._fetching
@@ -120,10 +161,19 @@ class InboxPoller:
                 raise
             finally:
                 self._fetching = None
-            backoff = 1.0
             if batch:
-                await self.inbox.store(batch)
+                try:
+                    await self.inbox.store(batch)
+                except Exception as error:
+                    # Not stored, so not confirmed: Telegram hands the same updates over again.
+                    log.warning("storing %d updates failed (%s); fetching them again in %.0f s",
+                                len(batch), type(error).__name__, backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 60)
+                    continue
                 self._offset = max(u["update_id"] for u in batch) + 1
+                self._wake.set()
+            backoff = 1.0
 
     async def _fetch(self) -> list[dict[str, Any]]:
         updates = await self.application.bot.get_updates(
@@ -133,17 +183,78 @@ class InboxPoller:
         return [update.to_dict() for update in updates]
 
     async def process_pending(self) -> int:
-        """Hand every stored, unhandled update to the application, oldest first."""
-        handled = 0
+        """Handle every stored, unhandled update, and wait until they are done; returns how many
+        were handed out (without a running loop: at start-up, in tests)."""
+        handed = 0
         while True:
-            pending = await self.inbox.pending()
-            if not pending:
-                return handled
-            for update_id, payload in pending:
-                await self._process(update_id, payload)
-                handled += 1
+            count = await self._hand_out()
+            handed += count
+            if count == 0 and not self._lane_tasks:
+                return handed
+            if self._lane_tasks:
+                await asyncio.wait(set(self._lane_tasks), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _process(self, update_id: int, payload: dict[str, Any]) -> None:
+    async def _hand_out(self) -> int:
+        """Give each stored update that no lane holds yet to its person's lane, oldest first;
+        returns how many were handed out."""
+        settled = set(self._finished)  # marked done before this read began: it cannot return them
+        rows = await self.inbox.pending(BATCH + len(self._taken))
+        fresh = [(update_id, payload) for update_id, payload in rows
+                 if update_id not in self._taken][:BATCH]
+        self._taken -= settled
+        self._finished -= settled
+        if not fresh:
+            return 0
+        people = {person for _, payload in fresh if (person := sender_of(payload)) is not None}
+        couples = await self.inbox.couples_of(people) if people else {}
+        for update_id, payload in fresh:
+            person = sender_of(payload)
+            key: Hashable = ("update", update_id) if person is None else (
+                ("couple", couples[person]) if person in couples else ("person", person))
+            self._taken.add(update_id)
+            queue = self._lanes.get(key)
+            if queue is None:
+                queue = self._lanes[key] = deque()
+                task = asyncio.create_task(self._lane(key, queue), name="inbox-lane")
+                self._lane_tasks.add(task)
+                task.add_done_callback(self._lane_tasks.discard)
+            queue.append((update_id, payload))
+        return len(fresh)
+
+    async def _lane(self, key: Hashable, queue: deque[tuple[int, dict[str, Any]]]) -> None:
+        """One person's updates, in order: the next waits until the one before is finished."""
+        try:
+            while queue and not self._stopping.is_set():
+                update_id, payload = queue[0]
+                async with self._slots:
+                    retry_in = await self._process(update_id, payload)
+                if retry_in is None:
+                    queue.popleft()
+                    self._finished.add(update_id)
+                else:  # tried again after a pause, before this person's next update
+                    await self._sleep(retry_in)
+        except Exception as error:  # the database is away: left in the inbox, handled later
+            log.warning("handling update %d failed (%s); it stays in the inbox",
+                        queue[0][0] if queue else 0, type(error).__name__)
+        finally:
+            # What is left was not handled: it stays in the inbox, to be read again.
+            del self._lanes[key]
+            for update_id, _ in queue:
+                self._taken.discard(update_id)
+
+    async def _finish_lanes(self) -> None:
+        """Let the updates in hand finish (a lane stops after its current one)."""
+        if not self._lane_tasks:
+            return
+        _, late = await asyncio.wait(set(self._lane_tasks), timeout=STOP_SECONDS)
+        for task in late:  # cut off mid-update: replayed from the inbox, which is harmless
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+
+    async def _process(self, update_id: int, payload: dict[str, Any]) -> float | None:
+        """Handle one update. None when it is finished with (handled, or set aside after every
+        attempt failed); otherwise the pause before trying it again."""
         self.failed_updates.discard(update_id)
         try:
             update = Update.de_json(payload, self.application.bot)
@@ -151,7 +262,7 @@ class InboxPoller:
             # Retrying cannot mend it: set it aside (payload cleared) and carry on.
             log.warning("update %d is malformed (%s); set aside", update_id, type(error).__name__)
             await self.inbox.done(update_id, error="malformed update")
-            return
+            return None
         try:
             await self.application.process_update(update)
         except Exception as error:
@@ -159,13 +270,14 @@ class InboxPoller:
             log.warning("update %d failed (%s)", update_id, type(error).__name__)
         if update_id in self.failed_updates:
             attempts = await self.inbox.failed(update_id, "handler error")
-            if attempts >= MAX_ATTEMPTS:
-                await self._apologise(payload)
-            else:
-                await self._sleep(min(0.2 * attempts, 2))
-            return
+            if attempts == 0 or attempts >= MAX_ATTEMPTS:  # gone, or every attempt failed
+                if attempts:
+                    await self._apologise(payload)
+                return None
+            return min(0.2 * attempts, 2)
         await self.inbox.done(update_id)
         self.processed += 1
+        return None
 
     async def _apologise(self, payload: dict[str, Any]) -> None:
         """The update was set aside after every attempt failed: say so, once, in private chats."""
@@ -186,3 +298,14 @@ class InboxPoller:
 
 def _seconds(value: Any) -> float:
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+def sender_of(payload: dict[str, Any]) -> int | None:
+    """Who sent an update (its lane), from the stored JSON; None for a shape we do not know."""
+    for kind in ALLOWED_UPDATES:
+        part = payload.get(kind)
+        if isinstance(part, dict):
+            sender = part.get("from")
+            if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+                return int(sender["id"])
+    return None

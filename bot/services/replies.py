@@ -79,9 +79,33 @@ def _answered(delivery: Delivery, clock: Clock) -> None:
     delivery.reminder_at = None
 
 
-async def _already_stored(session: AsyncSession, client: Client, message_id: int) -> int | None:
-    return await session.scalar(select(Reply.id).where(
+async def _already_stored(session: AsyncSession, client: Client, message_id: int) -> Reply | None:
+    return await session.scalar(select(Reply).where(
         Reply.client_id == client.id, Reply.telegram_message_id == message_id))
+
+
+async def _said_again(session: AsyncSession, reply: Reply) -> Outcome:
+    """A message stored before, handled again (the inbox replays it after a crash or a failed
+    thanks): nothing is stored, and the client hears again what they heard, or would have
+    heard, the first time, since the thanks may never have reached them."""
+    delivery = await session.get(Delivery, reply.delivery_id) if reply.delivery_id else None
+    if delivery is None:
+        return Outcome(thanks=messages.UNPROMPTED_MESSAGE, stored=False, reply_id=reply.id)
+    earlier = await session.scalar(select(Reply.id).where(
+        Reply.delivery_id == delivery.id, Reply.id < reply.id,
+        Reply.kind.in_((ReplyKind.TEXT, ReplyKind.VOICE)),
+        *([Reply.question == reply.question] if questions(delivery) else [])).limit(1))
+    thanks: str | None = messages.THANKS_MORE_WORDS if earlier is not None else (
+        messages.THANKS_VOICE if reply.kind is ReplyKind.VOICE else messages.THANKS_WORDS)
+    next_question = None
+    if response_type(delivery) is ResponseType.MULTI_STEP and earlier is None:
+        total = len(questions(delivery))
+        if reply.question + 1 < total:
+            next_question, thanks = reply.question + 1, None
+        else:
+            thanks = messages.STEPS_DONE
+    return Outcome(thanks=thanks, delivery=delivery, stored=False, next_question=next_question,
+                   reply_id=reply.id)
 
 
 async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
@@ -90,10 +114,10 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
                          reply_to_message_id: int | None = None) -> Outcome:
     """Words or a voice note from the client."""
     kind = ReplyKind.VOICE if voice_file_id else ReplyKind.TEXT
+    stored = await _already_stored(session, client, message_id)
+    if stored is not None:
+        return await _said_again(session, stored)
     delivery = await open_delivery(session, client, clock, reply_to_message_id)
-    stored_id = await _already_stored(session, client, message_id)
-    if stored_id is not None:
-        return Outcome(thanks=None, delivery=delivery, stored=False, reply_id=stored_id)
 
     question, next_question, thanks = 0, None, (
         messages.THANKS_VOICE if kind is ReplyKind.VOICE else messages.THANKS_WORDS)

@@ -436,3 +436,58 @@ def test_the_bot_runs_behind_a_webhook(env: dict[str, str], emulator_process: st
 def _start_bot_with(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*INTERLUDE, "run", *args], env=env, cwd=env["INTERLUDE_DATA_DIR"],
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+async def _stored_replies(settings: Settings) -> list[tuple[int, int]]:
+    """(Telegram user, message id) of every stored reply, duplicates included."""
+    from sqlalchemy import select
+
+    from bot.db.engine import Database
+    from bot.db.models import Client, Reply
+
+    db = Database.from_url(settings.sqlalchemy_url)
+    async with db.transaction() as session:
+        rows = (await session.execute(select(Client.telegram_user_id, Reply.telegram_message_id)
+                                      .join(Client, Client.id == Reply.client_id))).all()
+    await db.dispose()
+    return [(int(user), int(message)) for user, message in rows]
+
+
+def test_a_bot_killed_while_replies_arrive_stores_each_once(
+    env: dict[str, str], emulator_process: str, tmp_path: Path
+) -> None:
+    """kill -9 while 30 people's replies are being handled, more written while it is down: after
+    a restart every reply is stored exactly once."""
+    control = httpx.Client(base_url=emulator_process, timeout=10)
+    users = _users(control, 30)
+    settings = make_settings(tmp_path, database_url=env.get("INTERLUDE_DATABASE_URL"))
+    asyncio.run(_enrol(settings, users))
+    sent: list[tuple[int, int]] = []
+
+    def write(rounds: int) -> None:
+        for number in range(rounds):
+            for user in users:
+                posted = control.post(f"/emulator/users/{user}/messages",
+                                      json={"text": f"a quieter day, reply {number}"})
+                sent.append((user, posted.json()["message_id"]))
+
+    log = tmp_path / "first.log"
+    bot = _start_bot(env, log)
+    try:
+        wait_until(lambda: "is running" in log.read_text(), within=60)
+        write(3)
+        wait_until(lambda: len(asyncio.run(_stored_replies(settings))) >= 15, within=60)
+        bot.kill()
+        bot.wait(timeout=10)
+        at_kill = len(asyncio.run(_stored_replies(settings)))
+        write(2)
+        bot = _start_bot(env, tmp_path / "second.log")
+        stored = wait_until(lambda: (rows := asyncio.run(_stored_replies(settings)))
+                            and len(rows) >= len(sent) and rows, within=90)
+    finally:
+        bot.terminate()
+        bot.wait(timeout=20)
+        control.close()
+    print(f"killed with {at_kill} of {len(sent)} replies stored")
+    assert at_kill < len(sent), "the kill came too late to prove anything"
+    assert sorted(stored) == sorted(sent), "a reply was lost or stored twice"

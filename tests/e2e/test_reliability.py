@@ -200,3 +200,80 @@ async def test_an_update_that_always_fails_gets_one_apology(
     assert not any("RuntimeError" in text or "Traceback" in text for text in said)
     await sam.send("/help")  # the bot carries on with the next update
     assert "/pause" in await sam.last()
+
+
+async def test_six_hours_asleep_catch_up_sends_no_stale_prompts(harness: BotHarness) -> None:
+    """The bot is down from 19:30 to 01:30 (Berlin): Sam's 20:00 check-in, five and a half hours
+    late, is marked missed and never sent; Nell's in St John's (00:30 Berlin) is one hour late
+    and goes; a partner's news queued at 19:30 waits for Sam's quiet hours to end, then goes."""
+    from bot.db.models import Client
+    from bot.services import couples
+
+    sam_id, sam = await harness.joined("Sam")
+    _, nell = await harness.joined("Nell", timezone="America/St_Johns")
+    before = {person.id: len(await person.said()) for person in (sam, nell)}
+    harness.clock.set(datetime(2026, 3, 2, 19, 30, tzinfo=BERLIN))
+    await harness.deliver_due()
+    await harness.stop()  # asleep
+    async with harness.db.transaction() as session:
+        client = await session.get(Client, sam_id)
+        assert client is not None
+        await couples.notice(session, client, "Your partner shared their answer with you.",
+                             key="test:asleep", clock=harness.clock)
+    harness.clock.set(datetime(2026, 3, 3, 1, 30, tzinfo=BERLIN))
+    await harness.start()
+    report = await harness.deliver_due()
+
+    assert report.missed == 1
+    assert len(await sam.said()) == before[sam.id], "a stale prompt or the news went out at night"
+    said = await nell.said()
+    assert len(said) == before[nell.id] + 1
+    assert "?" in said[-1]  # the check-in question itself
+    async with harness.db.transaction() as session:
+        statuses = Counter(await session.scalars(select(Delivery.status).where(
+            Delivery.client_id == sam_id, Delivery.due_at < harness.clock.now())))
+    assert statuses[DeliveryStatus.MISSED] == 1
+
+    harness.clock.set(datetime(2026, 3, 3, 8, 0, 30, tzinfo=BERLIN))  # Sam's quiet hours end
+    await harness.deliver_due()
+    assert (await sam.said())[before[sam.id]:] == ["Your partner shared their answer with you."]
+
+
+async def test_a_failing_slow_telegram_loses_and_doubles_nothing(harness: BotHarness) -> None:
+    """Telegram answers a fifth of requests with 502 and is 20 ms slower: 15 prompts arrive once
+    each, and 30 replies are each stored once and thanked once."""
+    await harness.control.configure(require_user_start=False)
+    users = [await harness.control.create_user(f"Client {n}") for n in range(15)]
+    for user in users:
+        await active_client(harness.db, harness.clock, harness.settings, harness.library,
+                            telegram_id=user, name=f"Client {user}")
+    assert harness.runtime is not None
+    await harness.runtime.planner.plan()
+    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
+    await harness.control.configure(fail_ratio=0.2, latency_ms=20)
+    for _ in range(40):  # the fake clock moves on so retry backoffs pass
+        await harness.deliver_due()
+        async with harness.db.transaction() as session:
+            left = await session.scalar(select(Delivery.id).where(
+                Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                Delivery.scheduled_for <= harness.clock.now()).limit(1))
+        if left is None:
+            break
+        harness.clock.advance(seconds=30)
+    prompts = {user: await harness.control.bot_messages(user) for user in users}
+    assert [len(sent) for sent in prompts.values()] == [1] * len(users)
+
+    for number in range(2):
+        for user in users:
+            await harness.control.send_text(user, f"steadier now, reply {number}",
+                                            reply_to=prompts[user][0]["message_id"])
+    await harness.settle(within=60)
+    failed = (await harness.control.stats())["errors"].get("502", 0)
+    await harness.control.configure(fail_ratio=0, latency_ms=0)
+    async with harness.db.transaction() as session:
+        stored = Counter((await session.execute(select(Reply.client_id, Reply.text))).all())
+    assert len(stored) == 2 * len(users)
+    assert set(stored.values()) == {1}
+    thanks = [len(await harness.control.bot_messages(user)) - 1 for user in users]
+    assert failed > 0, "no request failed; the test proves nothing"
+    assert thanks == [2] * len(users), "a reply went unthanked or was thanked twice"

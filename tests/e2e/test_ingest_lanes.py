@@ -1,0 +1,125 @@
+"""Handling the inbox: each person's messages in order, different people's side by side, and
+carrying on when the database goes away for a moment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import messages
+from bot.db.models import Client, Reply
+from bot.messages import render
+from bot.services import replies
+from tests.e2e.conftest import BotHarness
+from tests.integration.helpers import active_client
+from tests.postgres import PostgresServer
+
+
+async def _stored(harness: BotHarness) -> dict[int, list[str]]:
+    """Each client's stored words, in the order they were stored."""
+    async with harness.db.transaction() as session:
+        rows = (await session.execute(select(Client.telegram_user_id, Reply.text)
+                                      .join(Client, Client.id == Reply.client_id)
+                                      .order_by(Reply.id))).all()
+    stored: dict[int, list[str]] = {}
+    for user, text in rows:
+        stored.setdefault(user, []).append(text)
+    return stored
+
+
+async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While Sam's first message is slow to store, Alex's is stored and thanked; Sam's later
+    messages wait for the first and are stored after it, in the order Sam sent them."""
+    _, sam = await harness.joined("Sam")
+    _, alex = await harness.joined("Alex")
+    alex_stored = asyncio.Event()
+    real = replies.record_message
+
+    async def slow_for_sam(session: Any, client: Client, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("text") == "first, and slow":
+            # Held until Alex's answer is in: handled one at a time, this would never end.
+            await asyncio.wait_for(alex_stored.wait(), timeout=5)
+        outcome = await real(session, client, *args, **kwargs)
+        if client.telegram_user_id == alex.id:
+            alex_stored.set()
+        return outcome
+
+    monkeypatch.setattr(replies, "record_message", slow_for_sam)
+    sam_says = ["first, and slow", "second", "third"]
+    for text in sam_says[:1]:
+        await harness.control.send_text(sam.id, text)
+    await harness.control.send_text(alex.id, "meanwhile, from Alex")
+    for text in sam_says[1:]:
+        await harness.control.send_text(sam.id, text)
+    harness.said_by_people += [*sam_says, "meanwhile, from Alex"]
+    await harness.settle()
+
+    stored = await _stored(harness)
+    assert stored[sam.id] == sam_says
+    assert stored[alex.id] == ["meanwhile, from Alex"]
+    assert (await alex.said())[-1] == render(messages.UNPROMPTED_MESSAGE)
+
+
+async def test_many_people_writing_at_once_are_each_stored_once_in_order(harness: BotHarness) -> None:
+    """Twenty people send five messages each, all at once: a hundred stored, each person's in
+    the order written, each thanked once per message."""
+    await harness.control.configure(require_user_start=False)
+    users = [await harness.control.create_user(f"Client {n}") for n in range(20)]
+    for user in users:
+        await active_client(harness.db, harness.clock, harness.settings, harness.library,
+                            program=None, telegram_id=user, name=f"Client {user}")
+
+    async def write(user: int) -> None:
+        for n in range(5):
+            await harness.control.send_text(user, f"note {n} from {user}")
+
+    await asyncio.gather(*(write(user) for user in users))
+    await harness.settle(within=60)
+    stored = await _stored(harness)
+    assert {user: stored.get(user) for user in users} == {
+        user: [f"note {n} from {user}" for n in range(5)] for user in users}
+    thanked = Counter({user: len(await harness.control.bot_messages(user)) for user in users})
+    assert set(thanked.values()) == {5}
+
+
+async def test_a_postgresql_restart_while_replies_arrive_loses_nothing(
+    harness: BotHarness, backend: str, postgres: PostgresServer | None
+) -> None:
+    """PostgreSQL restarts while thirty people write: the bot carries on by itself, and every
+    message is stored once and thanked."""
+    if backend != "postgresql" or postgres is None or not postgres.can_restart:
+        pytest.skip("a PostgreSQL server of the tests' own")
+    await harness.control.configure(require_user_start=False)
+    users = [await harness.control.create_user(f"Client {n}") for n in range(30)]
+    for user in users:
+        await active_client(harness.db, harness.clock, harness.settings, harness.library,
+                            program=None, telegram_id=user, name=f"Client {user}")
+    assert harness.runtime is not None
+    poller = harness.runtime.poller
+    for user in users[:10]:
+        await harness.control.send_text(user, f"before from {user}")
+    restart = asyncio.create_task(asyncio.to_thread(postgres.restart))
+    for user in users[10:]:
+        await harness.control.send_text(user, f"during from {user}")
+        await asyncio.sleep(0.05)
+    await restart
+    for user in users:
+        await harness.control.send_text(user, f"after from {user}")
+    await harness.settle(within=60)
+
+    assert harness.runtime._tasks
+    assert not any(task.done() for task in harness.runtime._tasks), "the poller stopped"
+    stored = await _stored(harness)
+    for user in users:
+        expected = [f"{when} from {user}" for when in
+                    (("before",) if user in users[:10] else ("during",))] + [f"after from {user}"]
+        assert stored.get(user) == expected
+    thanked = [len(await harness.control.bot_messages(user)) for user in users]
+    assert thanked == [2] * len(users)
+    assert poller.processed >= 2 * len(users)
