@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -151,6 +152,21 @@ class BotHarness:
         for name in ("claimed", "sent", "retried", "failed", "missed", "skipped", "postponed"):
             setattr(report, name, getattr(report, name) + getattr(later, name))
         return report
+
+    async def evening_checkins_due(self, count: int) -> list[int]:
+        """`count` consenting clients with the evening check-in planned, and the clock at 20:00
+        in Berlin on the day it falls due; returns their Telegram user ids."""
+        from tests.integration.helpers import active_client
+
+        await self.control.configure(require_user_start=False)
+        users = [await self.control.create_user(f"Client {n}") for n in range(count)]
+        for user in users:
+            await active_client(self.db, self.clock, self.settings, self.library,
+                                telegram_id=user, name=f"Client {user}")
+        assert self.runtime is not None
+        await self.runtime.planner.plan()
+        self.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=ZoneInfo("Europe/Berlin")))
+        return users
 
     async def person(self, first_name: str = "Sam", language_code: str = "en") -> Person:
         self.names.add(first_name)

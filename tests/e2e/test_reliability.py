@@ -242,14 +242,8 @@ async def test_six_hours_asleep_catch_up_sends_no_stale_prompts(harness: BotHarn
 async def test_a_failing_slow_telegram_loses_and_doubles_nothing(harness: BotHarness) -> None:
     """Telegram answers a fifth of requests with 502 and is 20 ms slower: 15 prompts arrive once
     each, and 30 replies are each stored once and thanked once."""
-    await harness.control.configure(require_user_start=False)
-    users = [await harness.control.create_user(f"Client {n}") for n in range(15)]
-    for user in users:
-        await active_client(harness.db, harness.clock, harness.settings, harness.library,
-                            telegram_id=user, name=f"Client {user}")
+    users = await harness.evening_checkins_due(15)
     assert harness.runtime is not None
-    await harness.runtime.planner.plan()
-    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     await harness.control.configure(fail_ratio=0.2, latency_ms=20)
     for _ in range(40):  # the fake clock moves on so retry backoffs pass
         await harness.deliver_due()

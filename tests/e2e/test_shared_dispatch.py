@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -15,24 +13,15 @@ from bot.db.engine import Database
 from bot.db.models import Delivery, DeliveryStatus
 from bot.scheduling.dispatcher import Dispatcher
 from tests.e2e.conftest import BotHarness
-from tests.integration.helpers import active_client
 from tests.postgres import PostgresServer
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 async def test_three_dispatchers_share_the_work_and_send_each_prompt_once(
     harness: BotHarness, database_url: str
 ) -> None:
     """Three dispatchers, each with its own connections, send 60 due check-ins once between them."""
-    await harness.control.configure(require_user_start=False)
-    users = [await harness.control.create_user(f"Client {n}") for n in range(60)]
-    for user in users:
-        await active_client(harness.db, harness.clock, harness.settings, harness.library,
-                            telegram_id=user, name=f"Client {user}")
+    users = await harness.evening_checkins_due(60)
     assert harness.runtime is not None
-    await harness.runtime.planner.plan()
-    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     settings = harness.settings.model_copy(update={"dispatch_batch": 4})
     databases = [Database.from_url(database_url) for _ in range(3)]
     runtimes = [build_runtime(settings, database, harness.library, harness.clock,
@@ -63,14 +52,8 @@ async def test_a_postgresql_restart_mid_dispatch_loses_nothing(
     gets theirs exactly once, and a message written during the restart is answered."""
     if backend != "postgresql" or postgres is None or not postgres.can_restart:
         pytest.skip("a PostgreSQL server of the tests' own")
-    await harness.control.configure(require_user_start=False)
-    users = [await harness.control.create_user(f"Client {n}") for n in range(40)]
-    for user in users:
-        await active_client(harness.db, harness.clock, harness.settings, harness.library,
-                            telegram_id=user, name=f"Client {user}")
+    users = await harness.evening_checkins_due(40)
     assert harness.runtime is not None
-    await harness.runtime.planner.plan()
-    harness.clock.set(datetime(2026, 3, 2, 20, 0, tzinfo=BERLIN))
     dispatcher = Dispatcher(harness.db, harness.runtime.dispatcher.sender, harness.clock,
                             harness.settings.model_copy(update={"rate_limit_per_second": 10,
                                                                 "dispatch_interval_seconds": 0.1}))
