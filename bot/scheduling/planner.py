@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -210,13 +209,14 @@ class Planner:
         created = await self._plan_rows(session, rows, now, horizon)
         # Most enrolments of a chunk end up planned to the same moment with the same draws: one
         # statement for each such group rather than one per enrolment.
-        groups: dict[tuple[datetime | None, str], list[int]] = {}
+        groups: dict[tuple[datetime | None, tuple[tuple[str, int], ...] | None], list[int]] = {}
         for enrolment, _ in rows:
-            draws = json.dumps(enrolment.pool_draws, sort_keys=True)
-            groups.setdefault((enrolment.planned_through, draws), []).append(enrolment.id)
-        for (through, draws), ids in groups.items():
+            draws = enrolment.pool_draws
+            key = (enrolment.planned_through, None if draws is None else tuple(sorted(draws.items())))
+            groups.setdefault(key, []).append(enrolment.id)
+        for (through, drawn), ids in groups.items():
             await session.execute(update(Enrolment).where(Enrolment.id.in_(ids)).values(
-                planned_through=through, pool_draws=json.loads(draws)))
+                planned_through=through, pool_draws=None if drawn is None else dict(drawn)))
         return created
 
     async def _plan_rows(self, session: AsyncSession,

@@ -60,18 +60,25 @@ async def answered(session: AsyncSession, delivery: Delivery, text: str,
     return reply
 
 
+async def sent_pair(session: AsyncSession, practice: Practice, couple_id: int,
+                    key: str) -> tuple[PairGroup, list[Delivery]]:
+    """A paired prompt sent to both partners now: its group and each partner's delivery."""
+    group = await couples.send_now(session, couple_id, key, practice.library, practice.clock,
+                                   practice.settings)
+    members = list(await session.scalars(select(Delivery).where(
+        Delivery.pair_group_id == group.id).order_by(Delivery.id)))
+    for delivery in members:
+        delivery.status, delivery.sent_at = DeliveryStatus.SENT, practice.clock.now()
+    return group, members
+
+
 async def couple_history(practice: Practice, therapist: int) -> dict[str, int]:
     couple_id, robin, jules = await linked_couple(practice, therapist)
     screener = Screener(load_rules(ROOT / "prompts" / "safety.yaml"))
     clock = practice.clock
     ids = {"couple": couple_id, "robin": robin, "jules": jules}
     async with practice.db.transaction() as session:
-        group = await couples.send_now(session, couple_id, "couple.felt-close", practice.library,
-                                       clock, practice.settings)
-        members = list(await session.scalars(select(Delivery).where(
-            Delivery.pair_group_id == group.id).order_by(Delivery.id)))
-        for delivery in members:
-            delivery.status, delivery.sent_at = DeliveryStatus.SENT, clock.now()
+        group, members = await sent_pair(session, practice, couple_id, "couple.felt-close")
         by_client = {d.client_id: d for d in members}
         jules_reply = await answered(session, by_client[jules], SHARED,
                                     clock.now() + timedelta(minutes=30))
@@ -93,12 +100,7 @@ async def couple_history(practice: Practice, therapist: int) -> dict[str, int]:
         reply.text, reply.edited_at = SHARED_EDITED, clock.now() + timedelta(hours=1)
     clock.advance(days=3)
     async with practice.db.transaction() as session:
-        group = await couples.send_now(session, couple_id, "couple.small-wish", practice.library,
-                                       clock, practice.settings)
-        members = list(await session.scalars(select(Delivery).where(
-            Delivery.pair_group_id == group.id).order_by(Delivery.id)))
-        for delivery in members:
-            delivery.status, delivery.sent_at = DeliveryStatus.SENT, clock.now()
+        group, members = await sent_pair(session, practice, couple_id, "couple.small-wish")
         robins = next(d for d in members if d.client_id == robin)
         await answered(session, robins, WAITING, clock.now() + timedelta(minutes=10))
         ids["open"] = group.id
