@@ -9,15 +9,18 @@ When that has happened, write a new set.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import regex
 import yaml
 
-from bot.safety.classifier import mark_negated
+from bot.safety.classifier import mark_negated, ngram_spaces, ngram_vectorisers
 from bot.safety.rules import SafetyRulesError, load_rules
 from bot.safety.screening import Screener, cached_screener, normalise
 from tests.conftest import ROOT
@@ -250,3 +253,30 @@ def test_an_unreadable_cache_is_trained_again(tmp_path: Path) -> None:
     stored.write_bytes(b"not a pickle")
     assert Screener.from_file(rules, cache).screen("i want to kill myself tonight").crisis
     assert stored.read_bytes() != b"not a pickle"
+
+
+def test_scoring_reads_the_same_ngrams_as_the_training_library() -> None:
+    """Screening scores n-grams without scikit-learn; they match its vectorisers exactly, so the
+    figures measured at training hold for every message screened."""
+    texts = [normalise(m["text"]) for path in sorted(EXAMPLES.glob("*.yaml")) for m in messages(path)]
+    fitted = [vectoriser.fit(texts[::2]) for vectoriser in ngram_vectorisers()]
+    expected = [vectoriser.transform(texts[1::2]).toarray() for vectoriser in fitted]
+    for space, matrix in zip(ngram_spaces(fitted), expected, strict=True):
+        for text, row in zip(texts[1::2], matrix, strict=True):
+            columns, values = space.columns(text)
+            ours = np.zeros(len(row))
+            ours[[c - space.offset for c in columns]] = values
+            np.testing.assert_allclose(ours, row, atol=1e-12)
+
+
+def test_loading_the_cached_classifier_does_not_import_the_training_library(tmp_path: Path) -> None:
+    """The bot starts from the cache without scikit-learn, which takes seconds to import."""
+    rules, cache = _practice_copy(tmp_path), tmp_path / "cache"
+    Screener.from_file(rules, cache)
+    code = ("import sys; from pathlib import Path; from bot.safety.screening import Screener; "
+            f"s = Screener.from_file(Path({str(rules)!r}), Path({str(cache)!r})); "
+            "assert s.screen('i want to kill myself tonight').crisis; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=ROOT).stdout
+    assert out.strip() == "[]"
