@@ -92,10 +92,11 @@ def mark_negated(normal: str, cues: regex.Pattern[str], not_negating: regex.Patt
     return " ".join(marked)
 
 
-# A long message is embedded by its beginning and its end: the encoder averages over its words,
-# so one crisis sentence in a page of reflection is diluted either way, and its time grows with
-# the length (about 35 ms for Telegram's 4,096 characters). The n-grams and rules read it all.
-_EMBEDDED_HEAD = _EMBEDDED_TAIL = 600
+# A long message is embedded whole by its beginning and its end: the encoder averages over its
+# words, so one crisis sentence in a page of reflection is diluted either way (its sentences are
+# also read one by one, see screening.py), and its time grows with the length (over 20 ms for
+# 1,200 characters on a busy machine). The n-grams and rules read it all.
+_EMBEDDED_HEAD = _EMBEDDED_TAIL = 300
 
 
 class Embedder:
@@ -276,13 +277,17 @@ class CrisisClassifier:
 
     def probability(self, text: str, normal: str) -> float:
         """`text` as written (for the embedding), `normal` as screening.normalise made it."""
-        prepared = self._prepare(normal)
-        probability = _probability(self._crisis.decisions(prepared)[0])
+        return self.probabilities([text], [normal])[0]
+
+    def probabilities(self, texts: list[str], normals: list[str]) -> list[float]:
+        """Several at once (the sentence encoder reads them in one batch)."""
+        prepared = [self._prepare(normal) for normal in normals]
+        ngrams = [_probability(self._crisis.decisions(p)[0]) for p in prepared]
         if self._with_embeddings is None:
-            return probability
-        embedding = shared_embedder()([text])[0]
-        return (probability + _probability(
-            self._with_embeddings.decisions(prepared, embedding)[0])) / 2
+            return ngrams
+        embeddings = shared_embedder()(texts)
+        return [(probability + _probability(self._with_embeddings.decisions(p, embedding)[0])) / 2
+                for probability, p, embedding in zip(ngrams, prepared, embeddings, strict=True)]
 
     def category(self, normal: str) -> Category:
         decisions = self._category.decisions(self._prepare(normal))
