@@ -35,6 +35,7 @@ _VOICES = regex.compile(r"\b(voices?|voces|stimmen?)\b")
 # Sentences read one by one (each through the sentence encoder, under a millisecond apiece): in
 # a long message, its first and last six, which keeps Telegram's 4,096 characters in budget.
 _SENTENCES_READ = 6
+_READ_TOGETHER = 300  # characters: a message this short is embedded with its sentences
 _SENTENCE_END = regex.compile(r"[.!?;\n]")
 _CLAUSE_END = regex.compile(r"[.!?;,\n]")
 # For "is this phrase set now": a contrast after "and" or "but" starts a clause of its own
@@ -128,12 +129,15 @@ class Screener:
         put the middle of the two ahead of either (more crisis caught for as many false alarms).
         """
         assert self.classifier is not None
-        whole = self.classifier.probability(text, normal)
         parts = sentences(text)
         if not parts:
-            return whole
-        # Apart from the whole: the encoder pads a batch to its longest text.
-        each = self.classifier.probabilities(parts, [normalise(part) for part in parts])
+            return self.classifier.probability(text, normal)
+        normals = [normalise(part) for part in parts]
+        if len(text) <= _READ_TOGETHER:  # one batch for the encoder, which pads to the longest
+            whole, *each = self.classifier.probabilities([text, *parts], [normal, *normals])
+        else:
+            whole = self.classifier.probability(text, normal)
+            each = self.classifier.probabilities(parts, normals)
         return max(whole, (whole + max(each)) / 2)
 
     def explain(self, text: str) -> tuple[Category, str, str] | None:
