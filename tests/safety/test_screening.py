@@ -1,56 +1,43 @@
 """Crisis screening, measured on labelled messages written for it.
 
 The example sets (prompts/safety-examples/) train the classifier and were used to write the
-rules. The final set here was written without sight of them and is used only to measure, and
-so is the fresh set, written later, before the screener's second round of work: never add
-their messages to the examples or tune a rule on them, or their figures stop meaning anything.
-When that has happened, write a new set.
+rules. The final sets here were written without sight of the screener, its rules or its
+examples, and are used only to measure: never add their messages to the examples or tune a rule
+or a threshold on them, or their figures stop meaning anything. When that has happened, write a
+new set (the sets that measured earlier rounds, L and M, now train the classifier).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import regex
 import yaml
 
-from bot.safety.classifier import mark_negated
+from bot.safety.classifier import mark_negated, ngram_spaces, ngram_vectorisers
 from bot.safety.rules import SafetyRulesError, load_rules
-from bot.safety.screening import Screener, cached_screener, normalise
+from bot.safety.screening import Screener, cached_screener, normalise, sentences
 from tests.conftest import ROOT
 
 FINAL = Path(__file__).with_name("crisis_messages_final.yaml")
-FRESH = Path(__file__).with_name("crisis_messages_fresh.yaml")
-EXAMPLES = ROOT / "prompts" / "safety-examples"
 EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
-# The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. On the final set
-# the screener measures 0.913 and 0.154, and 0.011 on everyday messages (see README; it was
-# 0.874, 0.126 and 0.016 before the example sets C to H): these floors guard that level until
-# a better screener raises them. Failures give counts only, never the final set's messages.
-# (The final set was read twice in that round: after the last change to rules and thresholds, and
-# again after everyday examples were added for a false alarm an end-to-end test found; nothing but
-# these floors changed after either reading.)
-# In the round that added sentence embeddings, these tests were run as gates and failed twice
-# (recall at thresholds 0.6 and 0.5, everyday messages at 0.55 and 0.45), which chose 0.65 and
-# 0.45 among the points cross-validation offered; the everyday test's failure then showed three
-# of its messages through pytest's assertion rewriting (it now counts instead), and nothing was
-# written from them. Re-measure this set with someone who has not seen it.
-# Measured after that round: recall 0.908 (187/206), false alarms 0.112 (16/143) on look-alikes,
-# 0.011 (2/189) on everyday messages.
-FINAL_RECALL_FLOOR = 0.90
-FINAL_FALSE_POSITIVE_CEILING = 0.12
-EVERYDAY_FALSE_POSITIVE_CEILING = 0.015
+EXAMPLES = ROOT / "prompts" / "safety-examples"
+# The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. The final set
+# (463 messages, the third written to measure) was read twice: with the screener as it was
+# before this round (recall 0.833, 224/269; false alarms 0.124, 24/194 look-alikes and 0.015,
+# 3/200 everyday messages), and once after the last change of this round (recall 0.918,
+# 247/269; false alarms 0.139, 27/194, and 0.025, 5/200). These floors guard that level until a
+# better screener raises them. Failures give counts only, never the final set's messages.
+FINAL_RECALL_FLOOR = 0.91
+FINAL_FALSE_POSITIVE_CEILING = 0.14
+EVERYDAY_FALSE_POSITIVE_CEILING = 0.03
 CATEGORY_RIGHT_FLOOR = 0.92
-# The fresh set (300 messages) measured 0.935 recall and 0.259 false alarms on look-alikes with
-# the screener as it was before the sentence embeddings, and 0.948 (145/153) and 0.245 (36/147)
-# now (see README): these floors guard that. Its figures were read four times in that round
-# (before, once midway, once by a failing test that printed them, and at the end); nothing was
-# changed after the last.
-FRESH_RECALL_FLOOR = 0.945
-FRESH_FALSE_POSITIVE_CEILING = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +59,7 @@ def rates(screener: Screener, labelled: list[dict[str, Any]]) -> tuple[float, fl
 
 
 def test_final_set_recall_and_false_positives(screener: Screener) -> None:
-    """On messages nothing was tuned on, recall stays at 0.90 or more and false alarms at 0.16 or less."""
+    """On messages nothing was tuned on, recall and false alarms hold at their measured level."""
     recall, false_positive_rate, missed, _ = rates(screener, messages(FINAL))
     print(
         f"\ncrisis screening, final set: recall {recall:.3f}, false-positive rate "
@@ -82,17 +69,8 @@ def test_final_set_recall_and_false_positives(screener: Screener) -> None:
     assert false_positive_rate <= FINAL_FALSE_POSITIVE_CEILING, "too many false alarms on look-alikes"
 
 
-def test_fresh_set_recall_and_false_positives(screener: Screener) -> None:
-    """On the fresh set, written before this screener and never tuned on, recall and false alarms hold."""
-    recall, false_positive_rate, missed, alarms = rates(screener, messages(FRESH))
-    print(f"\ncrisis screening, fresh set: recall {recall:.3f}, false-positive rate "
-          f"{false_positive_rate:.3f} (targets 0.98 and 0.10)")
-    assert recall >= FRESH_RECALL_FLOOR, f"{len(missed)} crisis messages missed"
-    assert false_positive_rate <= FRESH_FALSE_POSITIVE_CEILING, f"{len(alarms)} false alarms"
-
-
 def test_everyday_messages_rarely_raise_an_alarm(screener: Screener) -> None:
-    """Ordinary replies, settings and small talk (held out) get a crisis answer at most 1.5% of the time."""
+    """Ordinary replies, check-ins and small talk (held out) rarely get a crisis answer."""
     everyday = messages(EVERYDAY_FINAL)
     alarms = sum(screener.screen(m["text"]).crisis for m in everyday)  # a count: never the texts
     rate = alarms / len(everyday)
@@ -111,9 +89,8 @@ def test_known_phrasings_in_the_examples_are_caught(screener: Screener) -> None:
 def test_every_category_and_language_is_caught_on_the_final_set(screener: Screener) -> None:
     """Each category in English, Spanish and German is caught in at least 60% of unseen messages.
 
-    With eight to twenty messages in a cell, one message moves it 5 to 12 points. Spanish was the
-    weakest language before example sets C to H (medical emergencies 5 of 8, suicidal thoughts
-    11 of 16); the cells were not measured one by one since.
+    With seven to eighty-five messages in a cell, one message moves a small cell by 12 to 14
+    points.
     """
     seen: Counter[tuple[str, str]] = Counter()
     caught: Counter[tuple[str, str]] = Counter()
@@ -250,3 +227,58 @@ def test_an_unreadable_cache_is_trained_again(tmp_path: Path) -> None:
     stored.write_bytes(b"not a pickle")
     assert Screener.from_file(rules, cache).screen("i want to kill myself tonight").crisis
     assert stored.read_bytes() != b"not a pickle"
+
+
+def test_scoring_reads_the_same_ngrams_as_the_training_library() -> None:
+    """Screening scores n-grams without scikit-learn; they match its vectorisers exactly, so the
+    figures measured at training hold for every message screened."""
+    texts = [normalise(m["text"]) for path in sorted(EXAMPLES.glob("*.yaml")) for m in messages(path)]
+    fitted = [vectoriser.fit(texts[::2]) for vectoriser in ngram_vectorisers()]
+    expected = [vectoriser.transform(texts[1::2]).toarray() for vectoriser in fitted]
+    for space, matrix in zip(ngram_spaces(fitted), expected, strict=True):
+        for text, row in zip(texts[1::2], matrix, strict=True):
+            columns, values = space.columns(text)
+            ours = np.zeros(len(row))
+            ours[[c - space.offset for c in columns]] = values
+            np.testing.assert_allclose(ours, row, atol=1e-12)
+
+
+def test_loading_the_cached_classifier_does_not_import_the_training_library(tmp_path: Path) -> None:
+    """The bot starts from the cache without scikit-learn, which takes seconds to import."""
+    rules, cache = _practice_copy(tmp_path), tmp_path / "cache"
+    Screener.from_file(rules, cache)
+    code = ("import sys; from pathlib import Path; from bot.safety.screening import Screener; "
+            f"s = Screener.from_file(Path({str(rules)!r}), Path({str(cache)!r})); "
+            "assert s.screen('i want to kill myself tonight').crisis; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+CALM_REFLECTION = (
+    "Today's integration walk was slow and beautiful. I noticed the trees, the light on the "
+    "water, the quiet of the path. I made tea and wrote three pages about the session. My "
+    "partner and I cooked dinner together and laughed about the dog.")
+
+
+def test_one_worrying_sentence_in_a_long_calm_reflection_is_not_drowned_out(screener: Screener) -> None:
+    """Read whole, four calm sentences dilute the fifth; it is also read on its own."""
+    worrying = "Honestly I have been saying goodbye to people in my head."
+    message = f"{CALM_REFLECTION} {worrying}"
+    assert screener.explain(message) is None  # no rule: the classifier has to see it
+    assert screener.classifier is not None
+    assert screener.classifier.probability(message, normalise(message)) < 0.5  # whole, it is lost
+    assert screener.screen(message).crisis
+    assert not screener.screen(CALM_REFLECTION).crisis
+
+
+def test_a_message_is_read_by_its_sentences_when_it_has_several() -> None:
+    assert sentences("I'm ok. Just tired today!\nSee you Tuesday") == [
+        "I'm ok.", "Just tired today!", "See you Tuesday"]
+    assert sentences("grounded, 3. ok") == []  # one sentence of two words or more
+    long = " ".join(f"Sentence number {n}." for n in range(40))
+    read = sentences(long)
+    assert read[:2] == ["Sentence number 0.", "Sentence number 1."]  # the first six and last six
+    assert read[-2:] == ["Sentence number 38.", "Sentence number 39."]
+    assert len(read) == 12
