@@ -91,6 +91,11 @@ class InboxPoller:
             await self._finish_lanes()
             await self.leadership.release()
 
+    @property
+    def busy(self) -> bool:
+        """Some update is still being handled (its last words, an apology say, may be unsent)."""
+        return bool(self._lane_tasks)
+
     def wake(self) -> None:
         """Something was stored in the inbox: handle it now rather than at the next check."""
         self._wake.set()

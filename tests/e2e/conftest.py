@@ -131,12 +131,14 @@ class BotHarness:
         await self.start()
 
     async def settle(self, within: float = 10.0) -> None:
-        """Wait until every update the emulator holds is stored and handled."""
+        """Wait until every update the emulator holds is stored and handled, and every lane is
+        done (a lane may still be speaking after its update is marked handled)."""
         assert self.runtime is not None
         deadline = asyncio.get_running_loop().time() + within
         while True:
             stats = await self.control.stats()
-            if stats["pending_updates"] == 0 and await self.runtime.inbox.unprocessed_count() == 0:
+            if (stats["pending_updates"] == 0 and not self.runtime.poller.busy
+                    and await self.runtime.inbox.unprocessed_count() == 0):
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"the bot did not settle: {stats['pending_updates']} pending")
