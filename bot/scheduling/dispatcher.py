@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300
 CONSENT_HOLD = timedelta(minutes=15)  # how often a prompt held for consent looks again
 RECORD_SECONDS = 0.2
+WINDOW_SECONDS = 2.0  # sends kept claimed ahead, in seconds of the overall rate
 MIN_WINDOW = 10
+MIN_PAUSE_SECONDS = 0.01
 STOP_GRACE_SECONDS = 3.0
 CANDIDATES_PER_CLAIM = 4
 RENEWALS_PER_LEASE = 3  # a lease is renewed this often within its length
@@ -119,6 +121,7 @@ class TickReport:
     recovered: int = 0
     overtaken: int = 0  # sent after the lease had passed to another dispatcher: not recorded
     errors: dict[str, int] = field(default_factory=dict)
+    next_due: datetime | None = None  # when nothing was due: when the next prompt falls due
 
 
 class Dispatcher:
@@ -231,6 +234,9 @@ class Dispatcher:
                 if item is not None:
                     batch.append(item)
             report.claimed = sum(isinstance(item, Outbound) for item in batch)
+            if not rows:
+                report.next_due = await session.scalar(select(func.min(Delivery.due_at)).where(
+                    Delivery.status == DeliveryStatus.PENDING, Delivery.due_at > now))
         self._held.update(item.delivery_id for item in batch if isinstance(item, Outbound))
         return batch
 
@@ -289,13 +295,16 @@ class Dispatcher:
     async def run(self, stopping: asyncio.Event) -> None:
         """Send what is due until `stopping` is set (the bot's dispatch loop).
 
-        Up to `window` sends are in flight: more are claimed whenever half of them have gone,
-        so the rate limiter never waits for a claim, and finished sends are recorded every
-        fraction of a second, so a crash re-sends little. The lease of every row still held is
-        renewed a few times per lease. A failed claim, renewal or record (the database away) is
-        tried again; an unrecorded send stays in memory until it is recorded.
+        Up to `window` sends (two seconds' worth) are in flight: more are claimed, a batch at
+        a time, as soon as a batch's worth (or half the window) has gone, so the rate limiter
+        never waits for a claim, and finished sends are recorded every fraction of a second, so
+        a crash re-sends little. The lease of every row still held is renewed a few times per
+        lease. With nothing due, the loop sleeps until the next prompt falls due (at most the
+        dispatch interval). A failed claim, renewal or record (the database away) is tried
+        again; an unrecorded send stays in memory until it is recorded.
         """
-        window = self.window
+        window, batch_size = self.window, self.settings.dispatch_batch
+        refill = min(batch_size, max(1, window // 2))
         in_flight: dict[asyncio.Task[Sent | SendError], Outbound | ConsentRequest] = {}
         finished: list[tuple[Outbound | ConsentRequest, Sent | SendError]] = []
         idle = max(self.settings.dispatch_interval_seconds, 0.05)
@@ -309,17 +318,21 @@ class Dispatcher:
                     renew_at = loop.time() + self._renew_every
                 except Exception as error:
                     log.warning("renewing leases failed (%s)", type(error).__name__)
-            claimed = 0
-            if not stopping.is_set() and len(in_flight) <= window // 2:
+            claimed, pause = 0, idle
+            if not stopping.is_set() and window - len(in_flight) >= refill:
                 claim = TickReport()
                 try:
-                    batch = await self._claim(claim, limit=window - len(in_flight))
+                    batch = await self._claim(
+                        claim, limit=min(batch_size, window - len(in_flight)))
                 except Exception as error:
                     log.warning("claiming due prompts failed (%s)", type(error).__name__)
                     batch = []
                 # Rows closed as missed or skipped were work too: more may be due at once.
                 claimed = (len(batch) + claim.missed + claim.skipped + claim.postponed
                            + claim.held)
+                if claim.next_due is not None:
+                    pause = min(idle, max(MIN_PAUSE_SECONDS,
+                                          (claim.next_due - self.clock.now()).total_seconds()))
                 for item in batch:
                     in_flight[asyncio.create_task(self._send(item))] = item
             if stopping.is_set() and in_flight:
@@ -350,13 +363,14 @@ class Dispatcher:
                                 report.overtaken)
                 self.sent_total += report.sent
             elif not in_flight and not claimed:
-                await self._pause(stopping, idle)
+                await self._pause(stopping, pause)
 
     @property
     def window(self) -> int:
-        """Sends kept in flight: two seconds' worth at the overall rate, at most a batch."""
-        return min(self.settings.dispatch_batch,
-                   max(MIN_WINDOW, int(self.settings.rate_limit_per_second * 2)))
+        """Sends kept in flight: two seconds' worth at the overall rate (claimed a batch at a
+        time). A crash re-sends only those already sent and not yet recorded; the rest were
+        never sent, and go out once their lease has run out."""
+        return max(MIN_WINDOW, int(self.settings.rate_limit_per_second * WINDOW_SECONDS))
 
     @staticmethod
     async def _pause(stopping: asyncio.Event, seconds: float) -> None:
