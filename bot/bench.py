@@ -226,10 +226,12 @@ async def work(settings: Settings, within: float, *,
     that long after this process has started; otherwise it says "ready" and waits for another
     process to do so."""
     from bot.app import build_runtime
+    from bot.runner import freeze_startup_heap
 
     db = open_database(settings)  # the run's own key, in its folder, as the demo keeps one
     runtime = build_runtime(settings, db, load_library(settings.prompts_dir), SystemClock())
     await runtime.start(poll=False, jobs=False)
+    freeze_startup_heap()  # as `interlude run` does
     if due_in is not None:
         await make_due(db, due_in)
     else:
