@@ -318,9 +318,10 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
     }
 
 
-async def bare_loop(clients: int, concurrency: int = 64) -> dict[str, Any]:
+async def bare_loop(clients: int, concurrency: int = 64, *, aiohttp: bool = False) -> dict[str, Any]:
     """The ceiling: python-telegram-bot `send_message` calls in a plain loop, limits off, the
-    same message and the same number of connections the bot uses."""
+    same message and the same number of connections the bot uses; over the library's own HTTPX
+    request, or with `aiohttp` over the request the bot uses."""
     from telegram import Bot
 
     from bot.app import DEMO_TOKEN
@@ -330,10 +331,13 @@ async def bare_loop(clients: int, concurrency: int = 64) -> dict[str, Any]:
     rendered = prompt_message(1, prompt_snapshot(library.prompts[PROMPT_KEY]), None)
     with emulator_process(rate_limits=False, require_user_start=False) as url:
         users = await _create_users(url, clients)
-        from telegram.request import HTTPXRequest
+        from telegram.request import BaseRequest, HTTPXRequest
 
-        bot = Bot(DEMO_TOKEN, base_url=f"{url}/bot",
-                  request=HTTPXRequest(connection_pool_size=concurrency))
+        from bot.scheduling.http import AiohttpRequest
+
+        request: BaseRequest = (AiohttpRequest(concurrency) if aiohttp
+                                else HTTPXRequest(connection_pool_size=concurrency))
+        bot = Bot(DEMO_TOKEN, base_url=f"{url}/bot", request=request)
         semaphore = asyncio.Semaphore(concurrency)
 
         async def send(chat: int) -> None:
