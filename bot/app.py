@@ -48,6 +48,7 @@ from bot.logs import quiet_library_loggers
 from bot.messages import render
 from bot.safety.screening import cached_screener
 from bot.scheduling.dispatcher import Dispatcher
+from bot.scheduling.http import AiohttpRequest
 from bot.scheduling.planner import Planner
 from bot.scheduling.ratelimit import SharedPace, TelegramRateLimiter
 from bot.scheduling.sender import TelegramSender
@@ -278,7 +279,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
         .rate_limiter(limiter)
         .context_types(CONTEXT_TYPES)
         .application_class(InterludeApplication, kwargs={"services": services})
-        .connection_pool_size(CONNECTIONS)
+        .request(AiohttpRequest(CONNECTIONS))  # polling keeps PTB's own request
         .build()
     )
     assert isinstance(application, InterludeApplication)

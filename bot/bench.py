@@ -45,6 +45,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+EMULATOR_PIDS: dict[str, int] = {}  # URL -> process id of each emulator started here
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (Linux), or 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @contextlib.contextmanager
 def emulator_process(**config: Any) -> Iterator[str]:
     """`interlude emulator` in a process of its own, configured; yields its URL."""
@@ -52,6 +64,7 @@ def emulator_process(**config: Any) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "emulator", "--port", str(port)],  # noqa: S603
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    EMULATOR_PIDS[url] = process.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -66,6 +79,7 @@ def emulator_process(**config: Any) -> Iterator[str]:
         httpx.post(f"{url}/emulator/config", json=config, timeout=10).raise_for_status()
         yield url
     finally:
+        EMULATOR_PIDS.pop(url, None)
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -160,11 +174,7 @@ class BotProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time the process has used so far (Linux), or 0."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return cpu_seconds(self.pid)
 
     def kill(self) -> None:
         """kill -9: no clean-up of any kind."""
@@ -209,22 +219,26 @@ async def make_due(db: Database, due_in: float) -> None:
         await session.execute(update(Delivery).values(scheduled_for=due, due_at=due))
 
 
-async def work(settings: Settings, within: float, *, due_in: float | None = None) -> int:
-    """One bot process's dispatcher, running until nothing is left to send; returns its sends.
-    With `due_in`, the prompts are made due that long after this process has started;
-    otherwise it says "ready" and waits for another process to do so."""
+async def work(settings: Settings, within: float, *,
+               due_in: float | None = None) -> tuple[int, float]:
+    """One bot process's dispatcher, running until nothing is left to send; returns its sends
+    and the CPU seconds this process spent meanwhile. With `due_in`, the prompts are made due
+    that long after this process has started; otherwise it says "ready" and waits for another
+    process to do so."""
     from bot.app import build_runtime
+    from bot.runner import freeze_startup_heap
 
     db = open_database(settings)  # the run's own key, in its folder, as the demo keeps one
     runtime = build_runtime(settings, db, load_library(settings.prompts_dir), SystemClock())
     await runtime.start(poll=False, jobs=False)
+    freeze_startup_heap()  # as `interlude run` does
     if due_in is not None:
         await make_due(db, due_in)
     else:
         print("ready", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    started, cpu_started = loop.time(), time.process_time()
     task = asyncio.create_task(runtime.dispatcher.run(stopping))
     while loop.time() - started < within:
         await asyncio.sleep(0.25)
@@ -232,9 +246,10 @@ async def work(settings: Settings, within: float, *, due_in: float | None = None
             break
     stopping.set()
     await task
+    cpu = time.process_time() - cpu_started
     await runtime.stop()
     await db.dispose()
-    return runtime.dispatcher.sent_total
+    return runtime.dispatcher.sent_total, cpu
 
 
 async def dispatch(clients: int, rate: float, database_url: str | None = None,
@@ -253,8 +268,9 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
         users = await _create_users(url, clients)
         await _seed(db, settings, users, FAR_AHEAD_SECONDS)
         limit = within or clients / rate * 3 + 30
+        emulator_cpu = cpu_seconds(EMULATOR_PIDS[url])
         if processes == 1:
-            shares = [await work(settings, limit, due_in=LEAD_SECONDS)]
+            runs = [await work(settings, limit, due_in=LEAD_SECONDS)]
         else:
             env = {**os.environ, "INTERLUDE_DATABASE_URL": url_db, "INTERLUDE_TELEGRAM_API_URL": url,
                    "INTERLUDE_RATE_LIMIT_PER_SECOND": str(rate), "INTERLUDE_DATA_DIR": folder}
@@ -265,7 +281,13 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
                 assert worker.stdout is not None
                 await worker.stdout.readline()  # "ready"
             await make_due(db, LEAD_SECONDS)
-            shares = [int((await worker.communicate())[0].decode().split()[-1]) for worker in workers]
+            runs = []
+            for worker in workers:
+                sent, cpu = (await worker.communicate())[0].decode().split()[-2:]
+                runs.append((int(sent), float(cpu)))
+        emulator_cpu = cpu_seconds(EMULATOR_PIDS[url]) - emulator_cpu
+        shares = [sent for sent, _ in runs]
+        bot_cpu = sum(cpu for _, cpu in runs)
         async with db.transaction() as session:
             rows = (await session.execute(select(Delivery.due_at, Delivery.sent_at))).all()
         await db.dispose()
@@ -290,12 +312,16 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
         "achieved_per_s": round(achieved, 1), "achieved_share_of_limit": round(achieved / rate, 3),
         "lateness_p50_s": round(_percentile(lateness, 0.5), 2),
         "lateness_p99_s": round(_percentile(lateness, 0.99), 2),
+        # CPU per delivered prompt: steadier than rates on a shared machine.
+        "bot_cpu_ms_per_prompt": round(bot_cpu * 1000 / max(delivered, 1), 2),
+        "emulator_cpu_ms_per_prompt": round(emulator_cpu * 1000 / max(delivered, 1), 2),
     }
 
 
-async def bare_loop(clients: int, concurrency: int = 64) -> dict[str, Any]:
+async def bare_loop(clients: int, concurrency: int = 64, *, aiohttp: bool = False) -> dict[str, Any]:
     """The ceiling: python-telegram-bot `send_message` calls in a plain loop, limits off, the
-    same message and the same number of connections the bot uses."""
+    same message and the same number of connections the bot uses; over the library's own HTTPX
+    request, or with `aiohttp` over the request the bot uses."""
     from telegram import Bot
 
     from bot.app import DEMO_TOKEN
@@ -305,10 +331,13 @@ async def bare_loop(clients: int, concurrency: int = 64) -> dict[str, Any]:
     rendered = prompt_message(1, prompt_snapshot(library.prompts[PROMPT_KEY]), None)
     with emulator_process(rate_limits=False, require_user_start=False) as url:
         users = await _create_users(url, clients)
-        from telegram.request import HTTPXRequest
+        from telegram.request import BaseRequest, HTTPXRequest
 
-        bot = Bot(DEMO_TOKEN, base_url=f"{url}/bot",
-                  request=HTTPXRequest(connection_pool_size=concurrency))
+        from bot.scheduling.http import AiohttpRequest
+
+        request: BaseRequest = (AiohttpRequest(concurrency) if aiohttp
+                                else HTTPXRequest(connection_pool_size=concurrency))
+        bot = Bot(DEMO_TOKEN, base_url=f"{url}/bot", request=request)
         semaphore = asyncio.Semaphore(concurrency)
 
         async def send(chat: int) -> None:
@@ -329,7 +358,8 @@ def summary(result: dict[str, Any]) -> str:
             f"{result['achieved_per_s']}/s = {result['achieved_share_of_limit']:.0%} of the limit "
             f"(goal 95%); lost {result['lost']}, duplicates {result['duplicates']}, "
             f"429s {result['responses_429']}; lateness p50 {result['lateness_p50_s']} s, "
-            f"p99 {result['lateness_p99_s']} s")
+            f"p99 {result['lateness_p99_s']} s; CPU per prompt: bot "
+            f"{result['bot_cpu_ms_per_prompt']} ms, emulator {result['emulator_cpu_ms_per_prompt']} ms")
 
 
 def _peak_rss_mb() -> float:
@@ -416,7 +446,7 @@ if __name__ == "__main__":  # a worker process of a several-process run: `python
 
     quiet_library_loggers()
     if sys.argv[1:2] == ["work"]:
-        print(asyncio.run(work(Settings(), float(sys.argv[2]))))
+        print(*asyncio.run(work(Settings(), float(sys.argv[2]))))
     elif sys.argv[1:2] in (["ours"], ["naive"]):  # python -m bot.bench DESIGN API CLIENTS RATE
         import json
 

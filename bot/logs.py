@@ -6,8 +6,8 @@ import logging
 
 # python-telegram-bot logs whole updates (client text) at DEBUG, and httpx logs request URLs,
 # which carry the bot token; APScheduler warns about every skipped overlapping run.
-QUIET_LOGGERS = ("telegram", "httpx", "httpcore", "apscheduler", "uvicorn.access", "aiosqlite",
-                 "alembic", "sqlalchemy.engine")
+QUIET_LOGGERS = ("telegram", "httpx", "httpcore", "aiohttp", "apscheduler", "uvicorn.access",
+                 "aiosqlite", "alembic", "sqlalchemy.engine")
 
 
 def quiet_library_loggers() -> None:

@@ -199,6 +199,8 @@ class Delivery(Base):
                                                    default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None]
+    # Which dispatcher holds the lease: only it may renew the lease or record the send.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
     sent_at: Mapped[datetime | None]
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     reminder_at: Mapped[datetime | None]

@@ -1,10 +1,12 @@
 """Dispatcher: claims due deliveries, sends them under Telegram's limits, records the outcome.
 
-A claim marks rows `sending` with a lease in one transaction (PostgreSQL: FOR UPDATE SKIP
-LOCKED; SQLite: one writer at a time). A process that dies mid-send leaves rows whose lease
-expires; they are sent again, so duplicates are bounded by what was in flight. The catch-up
-policy is applied here, at send time: a prompt later than the grace period is marked missed,
-never sent in a burst after downtime.
+A claim marks rows `sending` with a lease, in this dispatcher's name, in one transaction
+(PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one writer at a time). While a claimed row waits
+its turn under the rate limit, its lease is renewed, so a live process keeps what it holds
+however long the wait; only the holder may renew or record a row. A process that dies mid-send
+stops renewing, and its rows are sent again once their lease expires, so duplicates are bounded
+by what was in flight. The catch-up policy is applied here, at send time: a prompt later than
+the grace period is marked missed, never sent in a burst after downtime.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import BigInteger, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -32,9 +36,13 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300
 CONSENT_HOLD = timedelta(minutes=15)  # how often a prompt held for consent looks again
 RECORD_SECONDS = 0.2
+WINDOW_SECONDS = 2.0  # sends kept claimed ahead, in seconds of the overall rate
 MIN_WINDOW = 10
+MIN_PAUSE_SECONDS = 0.01
 STOP_GRACE_SECONDS = 3.0
 CANDIDATES_PER_CLAIM = 4
+RENEWALS_PER_LEASE = 3  # a lease is renewed this often within its length
+IDS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,14 @@ class Outbound:
     chat_id: int
     language: str | None
     prompt: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Telegram took the message: its id, and when it answered (the prompt's sent time)."""
+
+    message_id: int
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,9 @@ class TickReport:
     postponed: int = 0
     held: int = 0  # waiting for the client to agree to an updated consent
     recovered: int = 0
+    overtaken: int = 0  # sent after the lease had passed to another dispatcher: not recorded
     errors: dict[str, int] = field(default_factory=dict)
+    next_due: datetime | None = None  # when nothing was due: when the next prompt falls due
 
 
 class Dispatcher:
@@ -113,6 +131,10 @@ class Dispatcher:
         self.clock = clock
         self.settings = settings
         self._lease = timedelta(seconds=settings.send_lease_seconds)
+        self._renew_every = settings.send_lease_seconds / RENEWALS_PER_LEASE
+        # Whose lease a claimed row is under: this dispatcher's, and no other's.
+        self.owner = secrets.token_hex(8)
+        self._held: set[int] = set()  # rows claimed here and not yet recorded
         self.sent_total = 0
         # The consent in force, worked out once: it renders and hashes the whole consent text.
         self._consent_version = consent_version(settings)
@@ -122,8 +144,15 @@ class Dispatcher:
         report = TickReport()
         batch = await self._claim(report)
         if batch:
-            outcomes = await asyncio.gather(*(self._send(item) for item in batch))
-            await self._record(batch, outcomes, report)
+            sending = asyncio.ensure_future(asyncio.gather(*(self._send(item) for item in batch)))
+            while not sending.done():
+                await asyncio.wait([sending], timeout=self._renew_every)
+                if not sending.done():
+                    try:
+                        await self._renew_leases()
+                    except Exception as error:
+                        log.warning("renewing leases failed (%s)", type(error).__name__)
+            await self._record(batch, sending.result(), report)
         return report
 
     async def run_until_idle(self, max_rounds: int = 1000) -> TickReport:
@@ -132,7 +161,7 @@ class Dispatcher:
         for _ in range(max_rounds):
             report = await self.tick()
             for name in ("claimed", "sent", "retried", "failed", "missed", "skipped",
-                         "postponed", "held", "recovered"):
+                         "postponed", "held", "recovered", "overtaken"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             if report.claimed == 0:
                 break
@@ -194,8 +223,8 @@ class Dispatcher:
                 .limit(self.settings.dispatch_batch)
                 .with_for_update(skip_locked=True)))
             if stale:
-                await session.execute(update(Delivery).where(Delivery.id.in_(stale))
-                                      .values(status=DeliveryStatus.PENDING, claimed_at=None))
+                await session.execute(update(Delivery).where(Delivery.id.in_(stale)).values(
+                    status=DeliveryStatus.PENDING, claimed_at=None, claimed_by=None))
             report.recovered = len(stale)
             limit = limit or self.settings.dispatch_batch
             rows = await self._lock_in_turn(session, now, limit)
@@ -205,6 +234,10 @@ class Dispatcher:
                 if item is not None:
                     batch.append(item)
             report.claimed = sum(isinstance(item, Outbound) for item in batch)
+            if not rows:
+                report.next_due = await session.scalar(select(func.min(Delivery.due_at)).where(
+                    Delivery.status == DeliveryStatus.PENDING, Delivery.due_at > now))
+        self._held.update(item.delivery_id for item in batch if isinstance(item, Outbound))
         return batch
 
     def _admit(self, delivery: Delivery, client: Client, therapist: str, now: datetime,
@@ -241,15 +274,18 @@ class Dispatcher:
             report.postponed += 1
             return None
         delivery.status, delivery.claimed_at = DeliveryStatus.SENDING, now
+        delivery.claimed_by = self.owner
         delivery.attempts += 1
         return Outbound(delivery.id, client.telegram_user_id, client.language_code,
                         delivery.prompt)
 
-    async def _send(self, item: Outbound | ConsentRequest) -> int | SendError:
+    async def _send(self, item: Outbound | ConsentRequest) -> Sent | SendError:
         try:
             if isinstance(item, ConsentRequest):
-                return await self.sender.send_consent_request(item)
-            return await self.sender.send_prompt(item)
+                message_id = await self.sender.send_consent_request(item)
+            else:
+                message_id = await self.sender.send_prompt(item)
+            return Sent(message_id, self.clock.now())
         except SendError as error:
             return error
         except Exception as error:
@@ -259,29 +295,44 @@ class Dispatcher:
     async def run(self, stopping: asyncio.Event) -> None:
         """Send what is due until `stopping` is set (the bot's dispatch loop).
 
-        Up to `window` sends are in flight: more are claimed whenever half of them have gone,
-        so the rate limiter never waits for a claim, and finished sends are recorded every
-        fraction of a second, so a crash re-sends little. A failed claim or record (the
-        database away) is tried again; an unrecorded send stays in memory until it is recorded.
+        Up to `window` sends (two seconds' worth) are in flight: more are claimed, a batch at
+        a time, as soon as a batch's worth (or half the window) has gone, so the rate limiter
+        never waits for a claim, and finished sends are recorded every fraction of a second, so
+        a crash re-sends little. The lease of every row still held is renewed a few times per
+        lease. With nothing due, the loop sleeps until the next prompt falls due (at most the
+        dispatch interval). A failed claim, renewal or record (the database away) is tried
+        again; an unrecorded send stays in memory until it is recorded.
         """
-        window = self.window
-        in_flight: dict[asyncio.Task[int | SendError], Outbound | ConsentRequest] = {}
-        finished: list[tuple[Outbound | ConsentRequest, int | SendError]] = []
+        window, batch_size = self.window, self.settings.dispatch_batch
+        refill = min(batch_size, max(1, window // 2))
+        in_flight: dict[asyncio.Task[Sent | SendError], Outbound | ConsentRequest] = {}
+        finished: list[tuple[Outbound | ConsentRequest, Sent | SendError]] = []
         idle = max(self.settings.dispatch_interval_seconds, 0.05)
         loop = asyncio.get_running_loop()
         stop_deadline = 0.0
+        renew_at = loop.time() + self._renew_every
         while not stopping.is_set() or in_flight or finished:
-            claimed = 0
-            if not stopping.is_set() and len(in_flight) <= window // 2:
+            if self._held and loop.time() >= renew_at:
+                try:
+                    await self._renew_leases()
+                    renew_at = loop.time() + self._renew_every
+                except Exception as error:
+                    log.warning("renewing leases failed (%s)", type(error).__name__)
+            claimed, pause = 0, idle
+            if not stopping.is_set() and window - len(in_flight) >= refill:
                 claim = TickReport()
                 try:
-                    batch = await self._claim(claim, limit=window - len(in_flight))
+                    batch = await self._claim(
+                        claim, limit=min(batch_size, window - len(in_flight)))
                 except Exception as error:
                     log.warning("claiming due prompts failed (%s)", type(error).__name__)
                     batch = []
                 # Rows closed as missed or skipped were work too: more may be due at once.
                 claimed = (len(batch) + claim.missed + claim.skipped + claim.postponed
                            + claim.held)
+                if claim.next_due is not None:
+                    pause = min(idle, max(MIN_PAUSE_SECONDS,
+                                          (claim.next_due - self.clock.now()).total_seconds()))
                 for item in batch:
                     in_flight[asyncio.create_task(self._send(item))] = item
             if stopping.is_set() and in_flight:
@@ -307,28 +358,52 @@ class Dispatcher:
                 finished.clear()
                 if report.sent:
                     log.debug("sent %d prompts", report.sent)
+                if report.overtaken:
+                    log.warning("%d prompts sent after their lease passed to another process",
+                                report.overtaken)
                 self.sent_total += report.sent
             elif not in_flight and not claimed:
-                await self._pause(stopping, idle)
+                await self._pause(stopping, pause)
 
     @property
     def window(self) -> int:
-        """Sends kept in flight: two seconds' worth at the overall rate, at most a batch."""
-        return min(self.settings.dispatch_batch,
-                   max(MIN_WINDOW, int(self.settings.rate_limit_per_second * 2)))
+        """Sends kept in flight: two seconds' worth at the overall rate (claimed a batch at a
+        time). A crash re-sends only those already sent and not yet recorded; the rest were
+        never sent, and go out once their lease has run out."""
+        return max(MIN_WINDOW, int(self.settings.rate_limit_per_second * WINDOW_SECONDS))
 
     @staticmethod
     async def _pause(stopping: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=seconds)
 
-    async def _record(self, batch: Sequence[Outbound | ConsentRequest],
-                      outcomes: Sequence[int | SendError], report: TickReport) -> None:
+    async def _renew_leases(self) -> None:
+        """Move on the lease of every row this dispatcher still holds (waiting for its turn,
+        or sent and not yet recorded), so that no other process takes it over meanwhile.
+        A row another process has taken over is no longer ours, and is left alone."""
+        held = sorted(self._held)
+        if not held:
+            return
         now = self.clock.now()
         async with self.db.transaction() as session:
-            loaded = {d.id: d for d in await session.scalars(select(Delivery).where(
-                Delivery.id.in_([item.delivery_id for item in batch
-                                 if isinstance(item, Outbound)])))}
+            for start in range(0, len(held), IDS_PER_STATEMENT):
+                await session.execute(update(Delivery).where(
+                    Delivery.id.in_(held[start:start + IDS_PER_STATEMENT]),
+                    Delivery.claimed_by == self.owner, Delivery.status == DeliveryStatus.SENDING,
+                ).values(claimed_at=now))
+
+    async def _record(self, batch: Sequence[Outbound | ConsentRequest],
+                      outcomes: Sequence[Sent | SendError], report: TickReport) -> None:
+        now = self.clock.now()
+        ids = [item.delivery_id for item in batch if isinstance(item, Outbound)]
+        async with self.db.transaction() as session:
+            # Locked (PostgreSQL), so that no claim takes a row over while its send is recorded;
+            # the prompt itself is not read back (it is sealed, and the item has it).
+            loaded = {d.id: d for start in range(0, len(ids), IDS_PER_STATEMENT)
+                      for d in await session.scalars(
+                          select(Delivery).options(defer(Delivery.prompt))
+                          .where(Delivery.id.in_(ids[start:start + IDS_PER_STATEMENT]))
+                          .with_for_update())}
             for item, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(item, ConsentRequest):
                     if isinstance(outcome, SendError):  # not asked after all: ask on the next try
@@ -337,25 +412,36 @@ class Dispatcher:
                     continue
                 delivery = loaded.get(item.delivery_id)
                 if delivery is not None:
-                    await self._record_one(session, delivery, outcome, now, report)
+                    await self._record_one(session, delivery, item, outcome, now, report)
+        self._held.difference_update(ids)
 
-    async def _record_one(self, session: AsyncSession, delivery: Delivery,
-                          outcome: int | SendError, now: datetime, report: TickReport) -> None:
-        if isinstance(outcome, int):
-            delivery.telegram_message_id, delivery.sent_at = outcome, now
-            delivery.claimed_at = None
+    async def _record_one(self, session: AsyncSession, delivery: Delivery, item: Outbound,
+                          outcome: Sent | SendError, now: datetime, report: TickReport) -> None:
+        if delivery.claimed_by != self.owner:
+            # The lease ran out (this process stalled) and nobody has claimed the row again:
+            # the send that happened is the one to keep. Otherwise another dispatcher holds
+            # it (or has sent it): it records its own send, never this one.
+            unclaimed = delivery.status is DeliveryStatus.PENDING and delivery.claimed_by is None
+            if not (isinstance(outcome, Sent) and unclaimed):
+                report.overtaken += isinstance(outcome, Sent)
+                return
+        if isinstance(outcome, Sent):
+            delivery.telegram_message_id, delivery.sent_at = outcome.message_id, outcome.at
+            delivery.claimed_at = delivery.claimed_by = None
             # /stop may have closed it while it was in flight; then it stays closed.
-            if delivery.status is DeliveryStatus.SENDING and delivery.prompt.get("notice"):
-                delivery.status, delivery.closed_at = DeliveryStatus.NOTIFIED, now
-            elif delivery.status is DeliveryStatus.SENDING:
-                delivery.status = DeliveryStatus.SENT
+            if delivery.status in (DeliveryStatus.SENDING, DeliveryStatus.PENDING):
+                if item.prompt.get("notice"):
+                    delivery.status, delivery.closed_at = DeliveryStatus.NOTIFIED, now
+                else:
+                    delivery.status = DeliveryStatus.SENT
             report.sent += 1
             return
         if delivery.status is not DeliveryStatus.SENDING:
             return
         name = type(outcome).__name__
         report.errors[name] = report.errors.get(name, 0) + 1
-        delivery.claimed_at, delivery.last_error = None, str(outcome)[:200] or name
+        delivery.claimed_at, delivery.claimed_by = None, None
+        delivery.last_error = str(outcome)[:200] or name
         if isinstance(outcome, RetryLater) or (
                 isinstance(outcome, Transient)
                 and delivery.attempts < self.settings.send_max_attempts):

@@ -156,11 +156,11 @@ async def test_several_bot_processes_on_one_postgresql(
         await world.prepare()
         users = await world.people(SIZE)
         await world.seed(users, due_in=3600, prompt_key=WORDS_PROMPT)
-        # The production lease (60 s): each process keeps two seconds' worth of the shared rate
-        # in flight, so with three a claimed prompt may wait six seconds for its turn, and a
-        # lease shorter than that would hand it to another process while it waits.
-        bots = [world.bot(f"bot{n}", rate_limit_per_second=rate, log_level="DEBUG")
-                for n in range(processes)]
+        # The soak's short lease: each process keeps two seconds' worth of the shared rate in
+        # flight, so with three a claimed prompt may wait six seconds for its turn, longer than
+        # the lease; the process holding it renews the lease meanwhile.
+        bots = [world.bot(f"bot{n}", rate_limit_per_second=rate, log_level="DEBUG",
+                          send_lease_seconds=LEASE_SECONDS) for n in range(processes)]
         for bot in bots:
             await asyncio.to_thread(bot.start)
         await world.make_due(1.0)
