@@ -48,6 +48,22 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def emulator_process(**config: Any) -> Iterator[str]:
     """`interlude emulator` in a process of its own, configured; yields its URL."""
+    with emulator_server(**config) as (url, _pid):
+        yield url
+
+
+def cpu_seconds_of(pid: int | None) -> float:
+    """CPU time a process has used so far (Linux), or 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+@contextlib.contextmanager
+def emulator_server(**config: Any) -> Iterator[tuple[str, int]]:
+    """`interlude emulator` in a process of its own, configured; yields its URL and its pid."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "emulator", "--port", str(port)],  # noqa: S603
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,7 +80,7 @@ def emulator_process(**config: Any) -> Iterator[str]:
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.1)
         httpx.post(f"{url}/emulator/config", json=config, timeout=10).raise_for_status()
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -160,11 +176,7 @@ class BotProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time the process has used so far (Linux), or 0."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return cpu_seconds_of(self.pid)
 
     def kill(self) -> None:
         """kill -9: no clean-up of any kind."""

@@ -7,7 +7,7 @@ someone who never consented) lives only as long as it takes to handle it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -71,6 +71,14 @@ class Inbox:
             await session.execute(update(InboxUpdate).where(InboxUpdate.update_id == update_id)
                                   .values(processed_at=self.clock.now(), payload=None,
                                           last_error=error))
+
+    async def done_many(self, update_ids: Collection[int]) -> None:
+        """Mark these updates handled, in one statement."""
+        async with self.db.transaction() as session:
+            await session.execute(update(InboxUpdate)
+                                  .where(InboxUpdate.update_id.in_(list(update_ids)))
+                                  .values(processed_at=self.clock.now(), payload=None,
+                                          last_error=None))
 
     async def failed(self, update_id: int, error: str) -> int:
         """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""

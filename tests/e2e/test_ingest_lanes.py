@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot import messages
 from bot.db.models import Client, Reply
+from bot.handlers import answers
 from bot.messages import render
 from bot.services import replies
 from tests.e2e.conftest import BotHarness
@@ -34,23 +35,28 @@ async def _stored(harness: BotHarness) -> dict[int, list[str]]:
 async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
     harness: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While Sam's first message is slow to store, Alex's is stored and thanked; Sam's later
+    """While Sam's first message is slow to handle, Alex's is stored and thanked; Sam's later
     messages wait for the first and are stored after it, in the order Sam sent them."""
     _, sam = await harness.joined("Sam")
     _, alex = await harness.joined("Alex")
     alex_stored = asyncio.Event()
-    real = replies.record_message
+    real_screening, real_store = answers.respond_to_crisis, replies.record_message
 
-    async def slow_for_sam(session: Any, client: Client, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("text") == "first, and slow":
-            # Held until Alex's answer is in: handled one at a time, this would never end.
+    async def slow_for_sam(update: Any, context: Any, message: Any, text: Any, **kwargs: Any) -> Any:
+        # Held (before any transaction: one would hold every writer up on SQLite) until Alex's
+        # answer is in: handled one at a time, this would never end.
+        if text == "first, and slow":
             await asyncio.wait_for(alex_stored.wait(), timeout=5)
-        outcome = await real(session, client, *args, **kwargs)
+        return await real_screening(update, context, message, text, **kwargs)
+
+    async def store(session: Any, client: Client, *args: Any, **kwargs: Any) -> Any:
+        outcome = await real_store(session, client, *args, **kwargs)
         if client.telegram_user_id == alex.id:
             alex_stored.set()
         return outcome
 
-    monkeypatch.setattr(replies, "record_message", slow_for_sam)
+    monkeypatch.setattr(answers, "respond_to_crisis", slow_for_sam)
+    monkeypatch.setattr(replies, "record_message", store)
     sam_says = ["first, and slow", "second", "third"]
     for text in sam_says[:1]:
         await harness.control.send_text(sam.id, text)
