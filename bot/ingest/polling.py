@@ -66,7 +66,7 @@ class InboxPoller:
         # Updates this process fetched and stored, as python-telegram-bot parsed them, so that
         # handling them need not parse their stored JSON again (the inbox is still what says
         # which updates are handled: this only saves work).
-        self._parsed: dict[int, Update] = {}
+        self._parsed: dict[int, tuple[Update, dict[str, Any]]] = {}
         self._marking: asyncio.Task[None] | None = None
         self.processed = 0
 
@@ -185,7 +185,8 @@ class InboxPoller:
                 self._offset = max(u["update_id"] for u in batch) + 1
                 if len(self._parsed) > TAKEN_AT_MOST:  # left by updates handled elsewhere
                     self._parsed.clear()
-                self._parsed.update((update.update_id, update) for update in parsed)
+                self._parsed.update((update.update_id, (update, payload))
+                                    for update, payload in zip(parsed, batch, strict=True))
                 self._wake.set()
             backoff = 1.0
 
@@ -210,9 +211,9 @@ class InboxPoller:
         """Give each stored update that no lane holds yet to its person's lane, oldest first;
         returns how many were handed out."""
         settled = set(self._finished)  # marked done before this read began: it cannot return them
-        rows = await self.inbox.pending(BATCH + len(self._taken))
-        fresh = [(update_id, payload) for update_id, payload in rows
-                 if update_id not in self._taken][:BATCH]
+        rows = await self.inbox.pending(BATCH, skip=self._taken, known=self._parsed)
+        fresh = [(update_id, payload) for update_id, stored in rows
+                 if update_id not in self._taken and (payload := stored or self._payload(update_id))]
         self._taken -= settled
         self._finished -= settled
         if not fresh:
@@ -232,6 +233,10 @@ class InboxPoller:
                 task.add_done_callback(self._lane_tasks.discard)
             queue.append((update_id, payload))
         return len(fresh)
+
+    def _payload(self, update_id: int) -> dict[str, Any] | None:
+        fetched = self._parsed.get(update_id)  # None if the cache was cleared meanwhile: read again
+        return fetched[1] if fetched else None
 
     async def _lane(self, key: Hashable, queue: deque[tuple[int, dict[str, Any]]]) -> None:
         """One person's updates, in order: the next waits until the one before is finished."""
@@ -268,14 +273,21 @@ class InboxPoller:
         """Handle one update. None when it is finished with (handled, or set aside after every
         attempt failed); otherwise the pause before trying it again."""
         self.failed_updates.discard(update_id)
+        fetched = self._parsed.get(update_id)
         try:
-            update = self._parsed.pop(update_id, None) or Update.de_json(payload,
-                                                                         self.application.bot)
+            update = fetched[0] if fetched else Update.de_json(payload, self.application.bot)
         except Exception as error:
             # Retrying cannot mend it: set it aside (payload cleared) and carry on.
             log.warning("update %d is malformed (%s); set aside", update_id, type(error).__name__)
             await self.inbox.done(update_id, error="malformed update")
             return None
+        retry_in = await self._handle(update_id, update, payload)
+        if retry_in is None:
+            self._parsed.pop(update_id, None)
+        return retry_in
+
+    async def _handle(self, update_id: int, update: Update,
+                      payload: dict[str, Any]) -> float | None:
         try:
             await self.application.process_update(update)
         except Exception as error:
