@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import messages
-from bot.db.models import Client, Reply
+from bot.db.models import Client, InboxUpdate, Reply
 from bot.handlers import answers
 from bot.messages import render
 from bot.services import replies
@@ -74,7 +74,8 @@ async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
 
 async def test_many_people_writing_at_once_are_each_stored_once_in_order(harness: BotHarness) -> None:
     """Twenty people send five messages each, all at once: a hundred stored, each person's in
-    the order written, each thanked once per message."""
+    the order written, each thanked once per message; and every update is marked handled in the
+    inbox with its raw payload gone."""
     await harness.control.configure(require_user_start=False)
     users = [await harness.control.create_user(f"Client {n}") for n in range(20)]
     for user in users:
@@ -92,6 +93,10 @@ async def test_many_people_writing_at_once_are_each_stored_once_in_order(harness
         user: [f"note {n} from {user}" for n in range(5)] for user in users}
     thanked = Counter({user: len(await harness.control.bot_messages(user)) for user in users})
     assert set(thanked.values()) == {5}
+    async with harness.db.transaction() as session:
+        inbox = (await session.execute(select(InboxUpdate.processed_at, InboxUpdate.payload))).all()
+    assert len(inbox) >= 100
+    assert all(row.processed_at is not None and row.payload is None for row in inbox)
 
 
 async def test_a_postgresql_restart_while_replies_arrive_loses_nothing(
