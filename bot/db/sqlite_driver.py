@@ -24,6 +24,7 @@ write-ahead log, which writes to disk (measured at up to 6 ms on the development
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -78,7 +79,16 @@ class Connection(aiosqlite.Connection):
             if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
             # Another process writes: wait for it on the thread, as long as the busy timeout.
-            await self._execute(self._waiting, connection.execute, BEGIN)
+            waiting = asyncio.ensure_future(self._execute(self._waiting, connection.execute, BEGIN))
+            try:
+                await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                # The BEGIN goes on on the thread: see it through and undo it, so that the
+                # connection is not left holding the write lock for nobody.
+                with contextlib.suppress(Exception):
+                    await waiting
+                    connection.rollback()
+                raise
 
     def _waiting(self, function: Callable[..., Any], *args: Any) -> Any:
         """On the thread: run with SQLite's busy timeout, which is 0 on the event loop."""

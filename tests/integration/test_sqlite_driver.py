@@ -89,3 +89,31 @@ async def test_a_failed_transaction_leaves_nothing_and_the_next_goes_ahead(db: D
     async with asyncio.timeout(5):
         async with db.transaction() as session:
             assert await session.scalar(select(InboxUpdate.attempts)) == 0
+
+
+async def test_a_transaction_given_up_while_waiting_for_another_process_leaves_no_lock(
+    db: Database,
+) -> None:
+    """A task cancelled while it waits for another process's write lock leaves nothing held:
+    once the other process commits, the next transaction goes ahead at once."""
+    _sqlite_only(db)
+    await _one_row(db)
+    other = sqlite3.connect(str(db.engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        async with db.transaction() as session:
+            await session.execute(update(InboxUpdate).values(attempts=1))
+
+    waiting = asyncio.create_task(write())
+    await asyncio.sleep(0.1)
+    waiting.cancel()
+    other.commit()
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    async with asyncio.timeout(5):
+        async with db.transaction() as session:
+            await session.execute(update(InboxUpdate).values(attempts=2))
+    async with db.transaction() as session:
+        assert await session.scalar(select(InboxUpdate.attempts)) == 2
