@@ -60,6 +60,13 @@ def cpu_seconds(pid: int) -> float:
 @contextlib.contextmanager
 def emulator_process(**config: Any) -> Iterator[str]:
     """`interlude emulator` in a process of its own, configured; yields its URL."""
+    with emulator_server(**config) as (url, _pid):
+        yield url
+
+
+@contextlib.contextmanager
+def emulator_server(**config: Any) -> Iterator[tuple[str, int]]:
+    """`interlude emulator` in a process of its own, configured; yields its URL and its pid."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "emulator", "--port", str(port)],  # noqa: S603
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -77,7 +84,7 @@ def emulator_process(**config: Any) -> Iterator[str]:
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.1)
         httpx.post(f"{url}/emulator/config", json=config, timeout=10).raise_for_status()
-        yield url
+        yield url, process.pid
     finally:
         EMULATOR_PIDS.pop(url, None)
         process.terminate()

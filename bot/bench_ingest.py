@@ -32,7 +32,8 @@ from bot.bench import (
     _percentile,
     _seed,
     bot_environment,
-    emulator_process,
+    cpu_seconds,
+    emulator_server,
 )
 from bot.db.encryption import KeyRing, use_key_ring
 from bot.db.engine import Database
@@ -119,7 +120,7 @@ async def ingest(updates: int, clients: int = 100, database_url: str | None = No
     key = KeyRing.generate_key()
     use_key_ring(KeyRing([key]))
     with tempfile.TemporaryDirectory(prefix="interlude-bench-") as folder, \
-            emulator_process(require_user_start=False, rate_limits=False) as url:
+            emulator_server(require_user_start=False, rate_limits=False) as (url, emulator):
         url_db = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         settings = _bench_settings(folder, url_db, url, 1000)
         db = Database.from_url(url_db)
@@ -135,13 +136,16 @@ async def ingest(updates: int, clients: int = 100, database_url: str | None = No
         try:
             async with EmulatorControl(url, connections=clients + 10) as telegram:
                 prompts = await _prompts(telegram, users)
-                cpu_before = bot.cpu_seconds()
+                cpu_before = (bot.cpu_seconds(), cpu_seconds(emulator), time.process_time())
                 started = time.perf_counter()
                 quota = Quota(updates)
                 await asyncio.gather(*(_client(url, user, prompts[user], quota, latencies, sent)
                                        for user in users))
                 elapsed = time.perf_counter() - started
-                cpu = bot.cpu_seconds() - cpu_before
+                cpu, emulator_cpu, clients_cpu = (
+                    now - before for now, before in zip(
+                        (bot.cpu_seconds(), cpu_seconds(emulator), time.process_time()),
+                        cpu_before, strict=True))
                 stats = await telegram.stats()
         except BaseException:
             print(f"the bot's log ends:\n{bot.log.read_text()[-4000:]}", file=sys.stderr)
@@ -162,8 +166,16 @@ async def ingest(updates: int, clients: int = 100, database_url: str | None = No
         "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
         "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "bot_cpu_share": round(cpu / elapsed, 2) if elapsed > 0 else 0.0,
+        # CPU time per reply of each process: the figure that holds on a shared, loaded machine.
+        "bot_cpu_ms_per_reply": _per_reply(cpu, sent),
+        "emulator_cpu_ms_per_reply": _per_reply(emulator_cpu, sent),
+        "clients_cpu_ms_per_reply": _per_reply(clients_cpu, sent),
         "bot_exit_code": code,
     }
+
+
+def _per_reply(seconds: float, sent: list[tuple[int, int]]) -> float:
+    return round(seconds * 1000 / len(sent), 2) if sent else 0.0
 
 
 def ok(result: dict[str, Any]) -> bool:
@@ -180,4 +192,7 @@ def summary(result: dict[str, Any]) -> str:
             f"{result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms (goal < 500 ms); "
             f"lost {result['lost']}, stored twice {result['stored_twice']}, acknowledged twice "
             f"{result['acknowledged_twice']}; text sealed: {'yes' if result['sealed'] else 'NO'}; "
-            f"the bot's process used {result['bot_cpu_share']:.0%} of a core")
+            f"the bot's process used {result['bot_cpu_share']:.0%} of a core, "
+            f"{result['bot_cpu_ms_per_reply']} ms of CPU a reply (the emulator "
+            f"{result['emulator_cpu_ms_per_reply']} ms, the simulated clients "
+            f"{result['clients_cpu_ms_per_reply']} ms)")

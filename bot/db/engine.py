@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.config import Settings
+from bot.db import sqlite_driver
 from bot.db.encryption import EncryptionKeyError, KeyRing, use_key_ring
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,11 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True)
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    database = parsed.database or ":memory:"
+    if database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, async_creator=sqlite_driver.connector(
+        database, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -40,7 +43,6 @@ def create_engine(url: str) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # With WAL: a crash of the process loses no commit; a power cut may lose the last few.
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -49,8 +51,9 @@ def create_engine(url: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A read-then-write transaction under plain BEGIN fails with "database is locked" when
-        # another writer got there first; IMMEDIATE takes the write lock up front and waits.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # another writer got there first; IMMEDIATE takes the write lock up front and waits
+        # (see sqlite_driver). It is sent just before the transaction's first statement.
+        connection.connection.driver_connection.begin_immediate()
 
     return engine
 

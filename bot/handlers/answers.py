@@ -14,7 +14,7 @@ from telegram.error import TelegramError
 
 from bot import messages
 from bot.db.models import Client, ClientStatus, NervousSystemState
-from bot.handlers.common import button_press, current_client, replied_to, say
+from bot.handlers.common import button_press, current_client, replied_to, say, welcome, writer
 from bot.handlers.context import InterludeContext
 from bot.handlers.couples import ask_share
 from bot.handlers.crisis import respond_to_checkin_pattern, respond_to_crisis, send_pair_held_alerts
@@ -169,17 +169,24 @@ async def words(update: Update, context: InterludeContext) -> None:
     assert message is not None and message.text is not None
     if await respond_to_crisis(update, context, message, message.text):
         return
-    client = await current_client(update, context)
-    if client is None:
+    user = update.effective_user
+    assert user is not None
+    # Who is writing, and their answer stored, in one transaction: the common case is an answer.
+    outcome = paired = None
+    async with services.db.transaction() as session:
+        client = await writer(session, user.id)
+        if client is not None and client.status is not ClientStatus.STOPPED \
+                and not client.awaiting:
+            outcome = await replies.record_message(
+                session, client, services.clock, message_id=message.message_id,
+                text=message.text, reply_to_message_id=replied_to(message))
+            paired = await _paired(session, context, client, outcome)
+    if not await welcome(update, context, client):
         return
-    if client.awaiting:
+    assert client is not None
+    if outcome is None:  # the bot waits for a setting typed in words
         await typed_setting(update, context, client, message.text)
         return
-    async with services.db.transaction() as session:
-        outcome = await replies.record_message(
-            session, client, services.clock, message_id=message.message_id, text=message.text,
-            reply_to_message_id=replied_to(message))
-        paired = await _paired(session, context, client, outcome)
     await _follow_up(update, context, client, outcome, paired)
 
 

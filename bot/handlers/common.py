@@ -47,18 +47,30 @@ async def current_client(update: Update, context: InterludeContext) -> Client | 
     user = update.effective_user
     if user is None:
         return None
-    services = context.services
-    async with services.db.transaction() as session:
-        client = await client_by_telegram(session, user.id)
-        if client is not None and client.status is ClientStatus.UNREACHABLE:
-            client.status = ClientStatus.ACTIVE
+    async with context.services.db.transaction() as session:
+        client = await writer(session, user.id)
+    return client if await welcome(update, context, client) else None
+
+
+async def writer(session: AsyncSession, telegram_user_id: int) -> Client | None:
+    """The client writing, within a transaction of the caller's (reachable again if they had
+    blocked the bot); whether to talk with them is `welcome`'s to say after the commit."""
+    client = await client_by_telegram(session, telegram_user_id)
+    if client is not None and client.status is ClientStatus.UNREACHABLE:
+        client.status = ClientStatus.ACTIVE
+    return client
+
+
+async def welcome(update: Update, context: InterludeContext, client: Client | None) -> bool:
+    """True for a client we may talk with; everyone else is told why not (never invited, or
+    stopped)."""
     if client is None:
         await say(update, context, messages.NOT_INVITED)
-        return None
+        return False
     if client.status is ClientStatus.STOPPED:
         await say(update, context, messages.STOPPED_ALREADY, language=client.language_code)
-        return None
-    return client
+        return False
+    return True
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ someone who never consented) lives only as long as it takes to handle it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Container, Iterable
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -42,13 +42,24 @@ class Inbox:
             value = await session.scalar(select(func.max(InboxUpdate.update_id)))
         return int(value) if value is not None else None
 
-    async def pending(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+    async def pending(self, limit: int = 100, *, skip: Collection[int] = (),
+                      known: Container[int] = ()) -> list[tuple[int, dict[str, Any] | None]]:
+        """Stored updates not handled yet, oldest first, up to `limit`, leaving out those in
+        `skip`. The payload of those in `known` (the caller has it) is not read, nor unsealed:
+        it comes back as None."""
+        waiting = (InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS)
         async with self.db.transaction() as session:
-            rows = (await session.execute(
+            ids = (await session.scalars(
+                select(InboxUpdate.update_id).where(*waiting)
+                .order_by(InboxUpdate.update_id).limit(limit + len(skip)))).all()
+            fresh = [update_id for update_id in ids if update_id not in skip][:limit]
+            unknown = [update_id for update_id in fresh if update_id not in known]
+            payloads = {row.update_id: row.payload for row in (await session.execute(
                 select(InboxUpdate.update_id, InboxUpdate.payload)
-                .where(InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS)
-                .order_by(InboxUpdate.update_id).limit(limit))).all()
-        return [(row.update_id, row.payload) for row in rows if row.payload is not None]
+                .where(InboxUpdate.update_id.in_(unknown), *waiting))).all()} if unknown else {}
+        return [(update_id, None if update_id in known else payloads.get(update_id))
+                for update_id in fresh
+                if update_id in known or payloads.get(update_id) is not None]
 
     async def couples_of(self, people: Iterable[int]) -> dict[int, int]:
         """The open couple of each of these Telegram users who is in one (user id -> couple id)."""
@@ -71,6 +82,14 @@ class Inbox:
             await session.execute(update(InboxUpdate).where(InboxUpdate.update_id == update_id)
                                   .values(processed_at=self.clock.now(), payload=None,
                                           last_error=error))
+
+    async def done_many(self, update_ids: Collection[int]) -> None:
+        """Mark these updates handled, in one statement."""
+        async with self.db.transaction() as session:
+            await session.execute(update(InboxUpdate)
+                                  .where(InboxUpdate.update_id.in_(list(update_ids)))
+                                  .values(processed_at=self.clock.now(), payload=None,
+                                          last_error=None))
 
     async def failed(self, update_id: int, error: str) -> int:
         """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""

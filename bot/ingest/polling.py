@@ -51,7 +51,7 @@ class InboxPoller:
         self._offset: int | None = None
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
+        self._fetching: asyncio.Task[tuple[Update, ...]] | None = None
         # Updates handed to a lane (kept until a read of the inbox that began after they were
         # finished, which no longer returns them), those finished, and each lane's queue.
         self._taken: set[int] = set()
@@ -59,6 +59,15 @@ class InboxPoller:
         self._lanes: dict[Hashable, deque[tuple[int, dict[str, Any]]]] = {}
         self._lane_tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(LANES)
+        # Updates handled and waiting to be marked so, with the mark that will cover them, and
+        # the task writing the marks: what lanes finish while one mark is written goes into
+        # the next, so the inbox is marked in one statement for many updates.
+        self._unmarked: tuple[list[int], asyncio.Future[None]] | None = None
+        # Updates this process fetched and stored, as python-telegram-bot parsed them, so that
+        # handling them need not parse their stored JSON again (the inbox is still what says
+        # which updates are handled: this only saves work).
+        self._parsed: dict[int, tuple[Update, dict[str, Any]]] = {}
+        self._marking: asyncio.Task[None] | None = None
         self.processed = 0
 
     def stop(self) -> None:
@@ -147,7 +156,7 @@ class InboxPoller:
                 continue
             self._fetching = asyncio.create_task(self._fetch())
             try:
-                batch = await self._fetching
+                parsed = await self._fetching
             except asyncio.CancelledError:
                 if self._stopping.is_set():
                     return
@@ -166,6 +175,8 @@ class InboxPoller:
                 raise
             finally:
                 self._fetching = None
+            # Stored as JSON; fields PTB does not know yet travel in api_kwargs and survive too.
+            batch = [update.to_dict() for update in parsed]
             if batch:
                 try:
                     await self.inbox.store(batch)
@@ -177,15 +188,17 @@ class InboxPoller:
                     backoff = min(backoff * 2, 60)
                     continue
                 self._offset = max(u["update_id"] for u in batch) + 1
+                if len(self._parsed) > TAKEN_AT_MOST:  # left by updates handled elsewhere
+                    self._parsed.clear()
+                self._parsed.update((update.update_id, (update, payload))
+                                    for update, payload in zip(parsed, batch, strict=True))
                 self._wake.set()
             backoff = 1.0
 
-    async def _fetch(self) -> list[dict[str, Any]]:
-        updates = await self.application.bot.get_updates(
+    async def _fetch(self) -> tuple[Update, ...]:
+        return await self.application.bot.get_updates(
             offset=self._offset, limit=100, timeout=self.poll_timeout,
             allowed_updates=ALLOWED_UPDATES, read_timeout=self.poll_timeout + 10)
-        # Stored as JSON; fields PTB does not know yet travel in api_kwargs and survive too.
-        return [update.to_dict() for update in updates]
 
     async def process_pending(self) -> int:
         """Handle every stored, unhandled update, and wait until they are done; returns how many
@@ -203,9 +216,9 @@ class InboxPoller:
         """Give each stored update that no lane holds yet to its person's lane, oldest first;
         returns how many were handed out."""
         settled = set(self._finished)  # marked done before this read began: it cannot return them
-        rows = await self.inbox.pending(BATCH + len(self._taken))
-        fresh = [(update_id, payload) for update_id, payload in rows
-                 if update_id not in self._taken][:BATCH]
+        rows = await self.inbox.pending(BATCH, skip=self._taken, known=self._parsed)
+        fresh = [(update_id, payload) for update_id, stored in rows
+                 if update_id not in self._taken and (payload := stored or self._payload(update_id))]
         self._taken -= settled
         self._finished -= settled
         if not fresh:
@@ -225,6 +238,10 @@ class InboxPoller:
                 task.add_done_callback(self._lane_tasks.discard)
             queue.append((update_id, payload))
         return len(fresh)
+
+    def _payload(self, update_id: int) -> dict[str, Any] | None:
+        fetched = self._parsed.get(update_id)  # None if the cache was cleared meanwhile: read again
+        return fetched[1] if fetched else None
 
     async def _lane(self, key: Hashable, queue: deque[tuple[int, dict[str, Any]]]) -> None:
         """One person's updates, in order: the next waits until the one before is finished."""
@@ -261,13 +278,21 @@ class InboxPoller:
         """Handle one update. None when it is finished with (handled, or set aside after every
         attempt failed); otherwise the pause before trying it again."""
         self.failed_updates.discard(update_id)
+        fetched = self._parsed.get(update_id)
         try:
-            update = Update.de_json(payload, self.application.bot)
+            update = fetched[0] if fetched else Update.de_json(payload, self.application.bot)
         except Exception as error:
             # Retrying cannot mend it: set it aside (payload cleared) and carry on.
             log.warning("update %d is malformed (%s); set aside", update_id, type(error).__name__)
             await self.inbox.done(update_id, error="malformed update")
             return None
+        retry_in = await self._handle(update_id, update, payload)
+        if retry_in is None:
+            self._parsed.pop(update_id, None)
+        return retry_in
+
+    async def _handle(self, update_id: int, update: Update,
+                      payload: dict[str, Any]) -> float | None:
         try:
             await self.application.process_update(update)
         except Exception as error:
@@ -280,9 +305,35 @@ class InboxPoller:
                     await self._apologise(payload)
                 return None
             return min(0.2 * attempts, 2)
-        await self.inbox.done(update_id)
+        await self._mark_handled(update_id)
         self.processed += 1
         return None
+
+    async def _mark_handled(self, update_id: int) -> None:
+        """Mark the update handled in the inbox, with whatever else was handled meanwhile.
+
+        Its effects are committed and its thanks said by now; until the mark is written a crash
+        replays it, which stores nothing twice and says the thanks again."""
+        if self._unmarked is None:
+            written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # Retrieved here too, so a failure no lane is left to hear of is not logged as lost.
+            written.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._unmarked = ([], written)
+        ids, written = self._unmarked
+        ids.append(update_id)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._write_marks(), name="inbox-marks")
+        await asyncio.shield(written)
+
+    async def _write_marks(self) -> None:
+        while self._unmarked is not None:
+            (ids, written), self._unmarked = self._unmarked, None
+            try:
+                await self.inbox.done_many(ids)
+            except Exception as error:  # each lane hears of it, and leaves its update unmarked
+                written.set_exception(error)
+            else:
+                written.set_result(None)
 
     async def _apologise(self, payload: dict[str, Any]) -> None:
         """The update was set aside after every attempt failed: say so, once, in private chats."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import messages
@@ -56,19 +56,24 @@ def response_type(delivery: Delivery) -> ResponseType:
 
 
 async def open_delivery(session: AsyncSession, client: Client, clock: Clock,
-                        reply_to_message_id: int | None = None) -> Delivery | None:
+                        reply_to_message_id: int | None = None) -> tuple[Delivery | None, bool]:
+    """The prompt a message answers, and whether it already has words (read with it, as
+    whether to say "thanks for adding more" depends on it)."""
+    has_words = exists().where(Reply.delivery_id == Delivery.id,
+                               Reply.kind.in_((ReplyKind.TEXT, ReplyKind.VOICE)))
     if reply_to_message_id is not None:
-        replied = await session.scalar(select(Delivery).where(
+        replied = (await session.execute(select(Delivery, has_words).where(
             Delivery.client_id == client.id,
             or_(Delivery.telegram_message_id == reply_to_message_id,
-                Delivery.reminder_message_id == reply_to_message_id)))
+                Delivery.reminder_message_id == reply_to_message_id)).limit(1))).first()
         if replied is not None:
-            return replied
-    return await session.scalar(
-        select(Delivery).where(
+            return replied[0], bool(replied[1])
+    latest = (await session.execute(
+        select(Delivery, has_words).where(
             Delivery.client_id == client.id, Delivery.status.in_(OPEN_STATUSES),
             Delivery.closed_at.is_(None), Delivery.expires_at > clock.now())
-        .order_by(Delivery.sent_at.desc(), Delivery.id.desc()).limit(1))
+        .order_by(Delivery.sent_at.desc(), Delivery.id.desc()).limit(1))).first()
+    return (latest[0], bool(latest[1])) if latest is not None else (None, False)
 
 
 def _answered(delivery: Delivery, clock: Clock) -> None:
@@ -117,7 +122,7 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
     stored = await _already_stored(session, client, message_id)
     if stored is not None:
         return await _said_again(session, stored)
-    delivery = await open_delivery(session, client, clock, reply_to_message_id)
+    delivery, has_words = await open_delivery(session, client, clock, reply_to_message_id)
 
     question, next_question, thanks = 0, None, (
         messages.THANKS_VOICE if kind is ReplyKind.VOICE else messages.THANKS_WORDS)
@@ -134,7 +139,7 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
                 thanks = messages.STEPS_DONE
         else:
             thanks = messages.THANKS_MORE_WORDS
-    elif delivery.answered_at is not None and await _has_words(session, delivery):
+    elif delivery.answered_at is not None and has_words:
         thanks = messages.THANKS_MORE_WORDS
 
     reply = Reply(client_id=client.id, delivery_id=delivery.id if delivery else None,
@@ -146,12 +151,6 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
         _answered(delivery, clock)
     await session.flush()
     return Outcome(thanks=thanks, delivery=delivery, next_question=next_question, reply_id=reply.id)
-
-
-async def _has_words(session: AsyncSession, delivery: Delivery) -> bool:
-    return await session.scalar(select(Reply.id).where(
-        Reply.delivery_id == delivery.id,
-        Reply.kind.in_((ReplyKind.TEXT, ReplyKind.VOICE))).limit(1)) is not None
 
 
 async def store_voice_content(session: AsyncSession, client: Client, message_id: int,

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import messages
-from bot.db.models import Client, Reply
+from bot.db.models import Client, InboxUpdate, Reply
+from bot.handlers import answers
 from bot.messages import render
 from bot.services import replies
 from tests.e2e.conftest import BotHarness
@@ -34,23 +35,28 @@ async def _stored(harness: BotHarness) -> dict[int, list[str]]:
 async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
     harness: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While Sam's first message is slow to store, Alex's is stored and thanked; Sam's later
+    """While Sam's first message is slow to handle, Alex's is stored and thanked; Sam's later
     messages wait for the first and are stored after it, in the order Sam sent them."""
     _, sam = await harness.joined("Sam")
     _, alex = await harness.joined("Alex")
     alex_stored = asyncio.Event()
-    real = replies.record_message
+    real_screening, real_store = answers.respond_to_crisis, replies.record_message
 
-    async def slow_for_sam(session: Any, client: Client, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("text") == "first, and slow":
-            # Held until Alex's answer is in: handled one at a time, this would never end.
+    async def slow_for_sam(update: Any, context: Any, message: Any, text: Any, **kwargs: Any) -> Any:
+        # Held (before any transaction: one would hold every writer up on SQLite) until Alex's
+        # answer is in: handled one at a time, this would never end.
+        if text == "first, and slow":
             await asyncio.wait_for(alex_stored.wait(), timeout=5)
-        outcome = await real(session, client, *args, **kwargs)
+        return await real_screening(update, context, message, text, **kwargs)
+
+    async def store(session: Any, client: Client, *args: Any, **kwargs: Any) -> Any:
+        outcome = await real_store(session, client, *args, **kwargs)
         if client.telegram_user_id == alex.id:
             alex_stored.set()
         return outcome
 
-    monkeypatch.setattr(replies, "record_message", slow_for_sam)
+    monkeypatch.setattr(answers, "respond_to_crisis", slow_for_sam)
+    monkeypatch.setattr(replies, "record_message", store)
     sam_says = ["first, and slow", "second", "third"]
     for text in sam_says[:1]:
         await harness.control.send_text(sam.id, text)
@@ -68,7 +74,8 @@ async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
 
 async def test_many_people_writing_at_once_are_each_stored_once_in_order(harness: BotHarness) -> None:
     """Twenty people send five messages each, all at once: a hundred stored, each person's in
-    the order written, each thanked once per message."""
+    the order written, each thanked once per message; and every update is marked handled in the
+    inbox with its raw payload gone."""
     await harness.control.configure(require_user_start=False)
     users = [await harness.control.create_user(f"Client {n}") for n in range(20)]
     for user in users:
@@ -86,6 +93,10 @@ async def test_many_people_writing_at_once_are_each_stored_once_in_order(harness
         user: [f"note {n} from {user}" for n in range(5)] for user in users}
     thanked = Counter({user: len(await harness.control.bot_messages(user)) for user in users})
     assert set(thanked.values()) == {5}
+    async with harness.db.transaction() as session:
+        inbox = (await session.execute(select(InboxUpdate.processed_at, InboxUpdate.payload))).all()
+    assert len(inbox) >= 100
+    assert all(row.processed_at is not None and row.payload is None for row in inbox)
 
 
 async def test_a_postgresql_restart_while_replies_arrive_loses_nothing(
