@@ -45,9 +45,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-EMULATOR_PIDS: dict[str, int] = {}  # URL -> process id of each emulator started here
-
-
 def cpu_seconds(pid: int) -> float:
     """CPU time a process has used so far (Linux), or 0."""
     try:
@@ -71,7 +68,6 @@ def emulator_server(**config: Any) -> Iterator[tuple[str, int]]:
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "emulator", "--port", str(port)],  # noqa: S603
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    EMULATOR_PIDS[url] = process.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -86,7 +82,6 @@ def emulator_server(**config: Any) -> Iterator[tuple[str, int]]:
         httpx.post(f"{url}/emulator/config", json=config, timeout=10).raise_for_status()
         yield url, process.pid
     finally:
-        EMULATOR_PIDS.pop(url, None)
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -267,7 +262,7 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
     emulator_limits = {"global_rate": rate, "global_burst": max(1, int(rate))} if limits \
         else {"rate_limits": False}
     with tempfile.TemporaryDirectory(prefix="interlude-bench-") as folder, \
-            emulator_process(require_user_start=False, **emulator_limits) as url:
+            emulator_server(require_user_start=False, **emulator_limits) as (url, emulator):
         url_db = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
         settings = _bench_settings(folder, url_db, url, rate)
         db = open_database(settings)
@@ -275,7 +270,7 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
         users = await _create_users(url, clients)
         await _seed(db, settings, users, FAR_AHEAD_SECONDS)
         limit = within or clients / rate * 3 + 30
-        emulator_cpu = cpu_seconds(EMULATOR_PIDS[url])
+        emulator_cpu = cpu_seconds(emulator)
         if processes == 1:
             runs = [await work(settings, limit, due_in=LEAD_SECONDS)]
         else:
@@ -292,7 +287,7 @@ async def dispatch(clients: int, rate: float, database_url: str | None = None,
             for worker in workers:
                 sent, cpu = (await worker.communicate())[0].decode().split()[-2:]
                 runs.append((int(sent), float(cpu)))
-        emulator_cpu = cpu_seconds(EMULATOR_PIDS[url]) - emulator_cpu
+        emulator_cpu = cpu_seconds(emulator) - emulator_cpu
         shares = [sent for sent, _ in runs]
         bot_cpu = sum(cpu for _, cpu in runs)
         async with db.transaction() as session:

@@ -105,18 +105,16 @@ class Connection(aiosqlite.Connection):
             self._writer.release()
 
     async def commit(self) -> None:
-        self.begin_pending = False  # with no statement run, there is no transaction to commit
-        try:
-            if self._connection is not None and self._connection.in_transaction:
-                self._connection.commit()
-        finally:
-            self._release()
+        self._end(sqlite3.Connection.commit)
 
     async def rollback(self) -> None:
-        self.begin_pending = False
+        self._end(sqlite3.Connection.rollback)
+
+    def _end(self, how: Callable[[sqlite3.Connection], None]) -> None:
+        self.begin_pending = False  # with no statement run, there is no transaction to end
         try:
             if self._connection is not None and self._connection.in_transaction:
-                self._connection.rollback()
+                how(self._connection)
         finally:
             self._release()
 

@@ -78,18 +78,15 @@ class Inbox:
         return int(value or 0)
 
     async def done(self, update_id: int, error: str | None = None) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(update(InboxUpdate).where(InboxUpdate.update_id == update_id)
-                                  .values(processed_at=self.clock.now(), payload=None,
-                                          last_error=error))
+        await self.done_many([update_id], error)
 
-    async def done_many(self, update_ids: Collection[int]) -> None:
-        """Mark these updates handled, in one statement."""
+    async def done_many(self, update_ids: Collection[int], error: str | None = None) -> None:
+        """Mark these updates handled (or set aside, with `error`), in one statement."""
         async with self.db.transaction() as session:
             await session.execute(update(InboxUpdate)
                                   .where(InboxUpdate.update_id.in_(list(update_ids)))
                                   .values(processed_at=self.clock.now(), payload=None,
-                                          last_error=None))
+                                          last_error=error))
 
     async def failed(self, update_id: int, error: str) -> int:
         """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""

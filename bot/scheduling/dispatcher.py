@@ -148,10 +148,7 @@ class Dispatcher:
             while not sending.done():
                 await asyncio.wait([sending], timeout=self._renew_every)
                 if not sending.done():
-                    try:
-                        await self._renew_leases()
-                    except Exception as error:
-                        log.warning("renewing leases failed (%s)", type(error).__name__)
+                    await self._renew_leases()
             await self._record(batch, sending.result(), report)
         return report
 
@@ -312,12 +309,8 @@ class Dispatcher:
         stop_deadline = 0.0
         renew_at = loop.time() + self._renew_every
         while not stopping.is_set() or in_flight or finished:
-            if self._held and loop.time() >= renew_at:
-                try:
-                    await self._renew_leases()
-                    renew_at = loop.time() + self._renew_every
-                except Exception as error:
-                    log.warning("renewing leases failed (%s)", type(error).__name__)
+            if self._held and loop.time() >= renew_at and await self._renew_leases():
+                renew_at = loop.time() + self._renew_every
             claimed, pause = 0, idle
             if not stopping.is_set() and window - len(in_flight) >= refill:
                 claim = TickReport()
@@ -377,20 +370,27 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=seconds)
 
-    async def _renew_leases(self) -> None:
+    async def _renew_leases(self) -> bool:
         """Move on the lease of every row this dispatcher still holds (waiting for its turn,
         or sent and not yet recorded), so that no other process takes it over meanwhile.
-        A row another process has taken over is no longer ours, and is left alone."""
+        A row another process has taken over is no longer ours, and is left alone. False when
+        the database is away (tried again at the next turn)."""
         held = sorted(self._held)
         if not held:
-            return
+            return True
         now = self.clock.now()
-        async with self.db.transaction() as session:
-            for start in range(0, len(held), IDS_PER_STATEMENT):
-                await session.execute(update(Delivery).where(
-                    Delivery.id.in_(held[start:start + IDS_PER_STATEMENT]),
-                    Delivery.claimed_by == self.owner, Delivery.status == DeliveryStatus.SENDING,
-                ).values(claimed_at=now))
+        try:
+            async with self.db.transaction() as session:
+                for start in range(0, len(held), IDS_PER_STATEMENT):
+                    await session.execute(update(Delivery).where(
+                        Delivery.id.in_(held[start:start + IDS_PER_STATEMENT]),
+                        Delivery.claimed_by == self.owner,
+                        Delivery.status == DeliveryStatus.SENDING,
+                    ).values(claimed_at=now))
+        except Exception as error:
+            log.warning("renewing leases failed (%s)", type(error).__name__)
+            return False
+        return True
 
     async def _record(self, batch: Sequence[Outbound | ConsentRequest],
                       outcomes: Sequence[Sent | SendError], report: TickReport) -> None:
