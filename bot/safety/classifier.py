@@ -183,14 +183,20 @@ class LinearScores:
     weights: np.ndarray  # models x features
     intercepts: np.ndarray
 
-    def decisions(self, text: str, embedding: np.ndarray | None = None) -> np.ndarray:
+    def features(self, text: str) -> tuple[list[int], np.ndarray]:
+        """The text's n-grams as the columns and values of the features they fill."""
         columns: list[int] = []
         values: list[float] = []
         for space in self.spaces:
             more_columns, more_values = space.columns(text)
             columns += more_columns
             values += more_values
-        decision = self.weights[:, columns] @ np.asarray(values) + self.intercepts
+        return columns, np.asarray(values)
+
+    def decisions(self, features: tuple[list[int], np.ndarray],
+                  embedding: np.ndarray | None = None) -> np.ndarray:
+        columns, values = features
+        decision = self.weights[:, columns] @ values + self.intercepts
         if embedding is not None:
             decision += self.weights[:, -len(embedding):] @ embedding
         return np.asarray(decision)
@@ -213,10 +219,14 @@ def ngram_spaces(fitted: list[Any]) -> tuple[NgramSpace, ...]:
 
 
 def _fit_linear(texts: list[str], labels: list[Any], regularisation: float,
-                embeddings: np.ndarray | None = None) -> LinearScores:
+                embeddings: np.ndarray | None = None,
+                spaces_of: LinearScores | None = None) -> LinearScores:
     """Logistic regression over tf-idf n-grams (and embeddings), one model per kind when the
     labels have more than two; liblinear trains in a fraction of lbfgs's time on these sparse
-    features, and is binary, so each kind is learnt against the rest."""
+    features, and is binary, so each kind is learnt against the rest.
+
+    `spaces_of`: a model trained on the same texts, whose n-gram vocabularies this one shares,
+    so a message's n-grams are read once for both."""
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
@@ -233,11 +243,33 @@ def _fit_linear(texts: list[str], labels: list[Any], regularisation: float,
     else:
         fitted = model.fit(features.tocsr(), labels)
         weights, intercepts = fitted.coef_, fitted.intercept_
-    return LinearScores(ngram_spaces(vectorisers), np.asarray(weights), np.asarray(intercepts))
+    spaces = ngram_spaces(vectorisers)
+    if spaces_of is not None:
+        if any(mine.vocabulary != theirs.vocabulary for mine, theirs
+               in zip(spaces, spaces_of.spaces, strict=True)):
+            raise ValueError("models trained on the same texts read different n-grams")
+        spaces = spaces_of.spaces
+    return LinearScores(spaces, np.asarray(weights), np.asarray(intercepts))
 
 
 def _probability(decision: float) -> float:
     return 1 / (1 + math.exp(-decision))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A message as the n-gram model read it."""
+
+    text: str  # as written, for the sentence encoder
+    features: tuple[list[int], np.ndarray]
+    ngrams: float  # the n-gram model's probability
+    embedded: bool  # whether the probability also takes the sentence encoder's reading
+
+    @property
+    def ceiling(self) -> float:
+        """The most the message's probability can be, whatever the sentence encoder makes of it:
+        it is the mean of the n-gram model's and a second model's, which is at most 1."""
+        return (self.ngrams + 1) / 2 if self.embedded else self.ngrams
 
 
 class CrisisClassifier:
@@ -263,6 +295,7 @@ class CrisisClassifier:
         # caught for fewer false alarms), the n-grams keeping what the embedding smooths away.
         self._with_embeddings = _fit_linear(
             texts, labels, regularisation, shared_embedder()([e.text for e in examples]),
+            spaces_of=self._crisis,
         ) if embeddings else None
         crisis = [(text, e.category) for text, e in zip(texts, examples, strict=True)
                   if e.crisis and e.category]
@@ -281,16 +314,33 @@ class CrisisClassifier:
 
     def probabilities(self, texts: list[str], normals: list[str]) -> list[float]:
         """Several at once (the sentence encoder reads them in one batch)."""
-        prepared = [self._prepare(normal) for normal in normals]
-        ngrams = [_probability(self._crisis.decisions(p)[0]) for p in prepared]
+        return self.finish(self.read(texts, normals))
+
+    def read(self, texts: list[str], normals: list[str]) -> list[Reading]:
+        """The messages as the n-grams read them: what bounds their probabilities before the
+        sentence encoder, ten times dearer, runs (`finish`)."""
+        readings = []
+        for text, normal in zip(texts, normals, strict=True):
+            features = self._crisis.features(self._prepare(normal))
+            decision = self._crisis.decisions(features)[0]
+            readings.append(Reading(text, features, _probability(decision),
+                                    self._with_embeddings is not None))
+        return readings
+
+    def finish(self, readings: list[Reading]) -> list[float]:
+        """The probabilities of messages read: the mean of the n-gram model's and the model that
+        also reads the sentence embedding."""
         if self._with_embeddings is None:
-            return ngrams
-        embeddings = shared_embedder()(texts)
-        return [(probability + _probability(self._with_embeddings.decisions(p, embedding)[0])) / 2
-                for probability, p, embedding in zip(ngrams, prepared, embeddings, strict=True)]
+            return [reading.ngrams for reading in readings]
+        model = self._with_embeddings
+        embeddings = shared_embedder()([reading.text for reading in readings])
+        return [(reading.ngrams + _probability(
+                    model.decisions(reading.features, embedding)[0])) / 2
+                for reading, embedding in zip(readings, embeddings, strict=True)]
 
     def category(self, normal: str) -> Category:
-        decisions = self._category.decisions(self._prepare(normal))
+        model = self._category
+        decisions = model.decisions(model.features(self._prepare(normal)))
         if len(self._categories) > 2:  # one model per kind: the most confident
             category: Category = self._categories[int(np.argmax(decisions))]
         else:  # one model, the second kind against the first

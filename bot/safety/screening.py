@@ -20,6 +20,7 @@ import regex
 
 from bot.safety.classifier import (
     CrisisClassifier,
+    Reading,
     cache_key,
     cached_classifier,
     example_files,
@@ -116,9 +117,9 @@ class Screener:
         if found:
             return Screening(True, found[0])
         if self.classifier is not None:
-            probability = self.classifier_probability(text, normal)
-            if probability >= self._threshold or (
-                    probability >= self._vocabulary_threshold and self._vocabulary.search(normal)):
+            needed = (min(self._threshold, self._vocabulary_threshold)
+                      if self._vocabulary.search(normal) else self._threshold)
+            if self.classifier_reaches(text, normal, needed):
                 return Screening(True, self.classifier.category(normal))
         return Screening(False)
 
@@ -128,17 +129,38 @@ class Screener:
         sentence loses what places it ("back then", "I don't think that now"). Cross-validation
         put the middle of the two ahead of either (more crisis caught for as many false alarms).
         """
+        classifier = self.classifier
+        assert classifier is not None
+        whole, *each = self._read(text, normal)
+        if len(text) <= _READ_TOGETHER:  # one batch for the encoder, which pads to the longest
+            whole_probability, *each_probabilities = classifier.finish([whole, *each])
+        else:
+            [whole_probability] = classifier.finish([whole])
+            each_probabilities = classifier.finish(each) if each else []
+        return _combined(whole_probability, each_probabilities)
+
+    def classifier_reaches(self, text: str, normal: str, needed: float) -> bool:
+        """Whether `classifier_probability` reaches `needed`, with the sentence encoder (most of
+        the cost) run only where the n-grams leave the answer open: for most everyday messages,
+        not at all; for most others, over the whole message and not its sentences."""
+        classifier = self.classifier
+        assert classifier is not None
+        whole, *each = self._read(text, normal)
+        ceilings = [part.ceiling for part in each]
+        if _combined(whole.ceiling, ceilings) < needed:
+            return False
+        [whole_probability] = classifier.finish([whole])
+        if whole_probability >= needed:  # the score is never under the whole message's
+            return True
+        if _combined(whole_probability, ceilings) < needed:
+            return False
+        return _combined(whole_probability, classifier.finish(each)) >= needed
+
+    def _read(self, text: str, normal: str) -> list[Reading]:
+        """The message and, when it has several, its sentences, as the n-grams read them."""
         assert self.classifier is not None
         parts = sentences(text)
-        if not parts:
-            return self.classifier.probability(text, normal)
-        normals = [normalise(part) for part in parts]
-        if len(text) <= _READ_TOGETHER:  # one batch for the encoder, which pads to the longest
-            whole, *each = self.classifier.probabilities([text, *parts], [normal, *normals])
-        else:
-            whole = self.classifier.probability(text, normal)
-            each = self.classifier.probabilities(parts, normals)
-        return max(whole, (whole + max(each)) / 2)
+        return self.classifier.read([text, *parts], [normal, *map(normalise, parts)])
 
     def explain(self, text: str) -> tuple[Category, str, str] | None:
         """The first rule that fires: its category, its pattern and the words it matched."""
@@ -180,6 +202,11 @@ class Screener:
                     and not self._present_time.search(_around(text, start, end, _CONTRAST))):
                 return True
         return False
+
+
+def _combined(whole: float, each: list[float]) -> float:
+    """A message's score from its own and its sentences' (see `classifier_probability`)."""
+    return max(whole, (whole + max(each)) / 2) if each else whole
 
 
 _SENTENCE_BREAK = regex.compile(r"(?<=[.!?;])\s+|\n+")

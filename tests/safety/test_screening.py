@@ -20,7 +20,7 @@ import pytest
 import regex
 import yaml
 
-from bot.safety.classifier import mark_negated, ngram_spaces, ngram_vectorisers
+from bot.safety.classifier import load_examples, mark_negated, ngram_spaces, ngram_vectorisers
 from bot.safety.rules import SafetyRulesError, load_rules
 from bot.safety.screening import Screener, cached_screener, normalise, sentences
 from tests.conftest import ROOT
@@ -282,3 +282,27 @@ def test_a_message_is_read_by_its_sentences_when_it_has_several() -> None:
     assert read[:2] == ["Sentence number 0.", "Sentence number 1."]  # the first six and last six
     assert read[-2:] == ["Sentence number 38.", "Sentence number 39."]
     assert len(read) == 12
+
+
+def test_skipping_the_sentence_encoder_never_changes_a_decision(
+        screener: Screener, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screener runs the sentence encoder only where the n-grams leave the answer open; on a
+    sample of the examples (every language, both labels) it decides as the full reading does,
+    and most everyday messages never reach the encoder."""
+    assert screener.classifier is not None
+    sample = [example for example in load_examples(EXAMPLES)[::5]
+              if (normal := normalise(example.text)) and not screener.explain(example.text)]
+    encoded: list[str] = []
+    finish = screener.classifier.finish
+    monkeypatch.setattr(screener.classifier, "finish",
+                        lambda readings: encoded.extend(r.text for r in readings) or finish(readings))
+    for example in sample:
+        normal = normalise(example.text)
+        for needed in (0.5, 0.65):
+            full = screener.classifier_probability(example.text, normal) >= needed
+            assert screener.classifier_reaches(example.text, normal, needed) == full, example.text
+    encoded.clear()
+    everyday = [example.text for example in sample if not example.crisis]
+    for text in everyday:
+        screener.classifier_reaches(text, normalise(text), 0.65)
+    assert len(set(encoded)) < len(everyday) / 2
