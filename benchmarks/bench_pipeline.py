@@ -28,12 +28,16 @@ from bot import bench
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "3000"))
 OUR_CAP = 1000  # the highest overall rate the bot can be configured for (paid broadcasts)
+# Limits off on the bot's side too: a pace no run on this machine reaches (against Telegram the
+# bot refuses more than 1,000/s), so the pipeline, and not its pace, is what is measured, and
+# two processes on PostgreSQL are not held to one's share of a 1,000/s cap.
+UNPACED = 20_000
 
 
 def raw_pipeline() -> dict[str, Any]:
     bare = asyncio.run(bench.bare_loop(CLIENTS))
     bare_aiohttp = asyncio.run(bench.bare_loop(CLIENTS, aiohttp=True))
-    ours = asyncio.run(bench.dispatch(CLIENTS, OUR_CAP, limits=False))
+    ours = asyncio.run(bench.dispatch(CLIENTS, UNPACED, limits=False))
     result: dict[str, Any] = {
         "benchmark": "raw_pipeline", "clients": CLIENTS, "bare_loop_per_s": bare["per_s"],
         "bare_loop_aiohttp_per_s": bare_aiohttp["per_s"],
@@ -52,7 +56,7 @@ def raw_pipeline() -> dict[str, Any]:
         server.start()
         for processes in (1, 2):
             url = asyncio.run(server.create_database(migrated=False))
-            run = asyncio.run(bench.dispatch(CLIENTS, OUR_CAP, url, limits=False,
+            run = asyncio.run(bench.dispatch(CLIENTS, UNPACED, url, limits=False,
                                              processes=processes))
             result[f"postgresql_{processes}_process_per_s"] = run["achieved_per_s"]
             result[f"postgresql_{processes}_process_sent_by_process"] = run["sent_by_process"]

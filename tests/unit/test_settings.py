@@ -40,3 +40,16 @@ def test_a_wrong_time_zone_is_refused_with_its_name(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("INTERLUDE_DEFAULT_TIMEZONE", "Europe/Berlinn")
     with pytest.raises(ValueError, match="Europe/Berlinn"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_rate_above_telegrams_most_is_refused_against_telegram(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Telegram allows 1,000 messages a second at most; more would trip its limits. Against
+    another Bot API server (the emulator, in the benchmarks that turn limits off) it is allowed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INTERLUDE_RATE_LIMIT_PER_SECOND", "5000")
+    with pytest.raises(ValueError, match="at most 1,000 messages a second"):
+        Settings()
+    assert Settings(rate_limit_per_second=1000).rate_limit_per_second == 1000
+    monkeypatch.setenv("INTERLUDE_TELEGRAM_API_URL", "http://127.0.0.1:8081")
+    assert Settings().rate_limit_per_second == 5000
