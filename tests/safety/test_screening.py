@@ -171,6 +171,23 @@ def test_someone_elses_words_are_left_to_the_classifier(screener: Screener, text
     assert (screener.explain(text) is not None) is rule_fires
 
 
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("am Wochenende bring ich mich um, dann ist Ruhe", "suicidal"),
+        ("er hat gesagt, er bringt mich um, wenn ich gehe", "danger_from_person"),
+        ("der Stau bringt mich noch um", None),  # "this traffic is killing me"
+        ("mein Chef bringt mich um, wenn ich zu spät komme", None),
+    ],
+)
+def test_who_does_the_killing_tells_a_german_idiom_from_a_threat(screener: Screener, text: str,
+                                                                  category: str | None) -> None:
+    """"bringt mich um" said of the weather or a boss is an idiom, no rule's business; said by
+    "er", it is a threat; "bring ich mich um" is the person themself."""
+    found = screener.explain(text)
+    assert (found[0] if found else None) == category
+
+
 def test_a_comma_does_not_end_a_negation(screener: Screener) -> None:
     """German puts a comma before 'mich umzubringen'; the 'nicht' before it still turns it around."""
     assert screener.explain("ich habe nicht vor, mich umzubringen") is None
