@@ -68,17 +68,56 @@ def parsed(pattern: str) -> list[Item] | None:
 def needs(items: Iterable[Item]) -> Literals | None:
     """Literals of which every match of `items` holds one (None: no such literals known)."""
     best: Literals | None = None
-    run = ""  # consecutive literal characters: consecutive in every match
+    run = frozenset({""})  # what the consecutive characters so far can be, in every match
     for op, av in items:
-        if op is sre.LITERAL:
-            run += chr(av)
-            continue
         if op in _ZERO_WIDTH:  # consumes nothing: the characters on either side stay adjacent
             continue
-        best = _better(best, frozenset({run}) if run else None)
-        run = ""
+        spelt = _spellings(op, av)
+        if spelt is not None and len(run) * len(spelt) <= _MOST_SPELLINGS:
+            run = frozenset(a + b for a in run for b in spelt)
+            continue
+        best = _better(best, run if min(map(len, run)) else None)
+        run = frozenset({""})
         best = _better(best, _item_needs(op, av))
-    return _better(best, frozenset({run}) if run else None)
+    return _better(best, run if min(map(len, run)) else None)
+
+
+_MOST_SPELLINGS = 24
+
+
+def _spellings(op: Any, av: Any) -> Literals | None:
+    """Every string an item can match, when it is a short list ("a", [ao], (me|my))."""
+    if op is sre.LITERAL:
+        return frozenset({chr(av)})
+    if op is sre.IN:
+        chars: set[str] = set()
+        for member, value in av:
+            if member is sre.LITERAL:
+                chars.add(chr(value))
+            elif member is sre.RANGE and value[1] - value[0] < 10:
+                chars.update(map(chr, range(value[0], value[1] + 1)))
+            else:
+                return None
+        return frozenset(chars)
+    if op is sre.SUBPATTERN and not av[1] and not av[2]:
+        return _spelt_sequence(av[3])
+    if op is sre.BRANCH:
+        each = [_spelt_sequence(branch) for branch in av[1]]
+        if any(e is None for e in each):
+            return None
+        union = frozenset().union(*each)  # type: ignore[arg-type]
+        return union if len(union) <= _MOST_SPELLINGS else None
+    return None
+
+
+def _spelt_sequence(items: Iterable[Item]) -> Literals | None:
+    run = frozenset({""})
+    for op, av in items:
+        spelt = _spellings(op, av)
+        if spelt is None or len(run) * len(spelt) > _MOST_SPELLINGS:
+            return None
+        run = frozenset(a + b for a in run for b in spelt)
+    return run
 
 
 def _item_needs(op: Any, av: Any) -> Literals | None:
