@@ -26,6 +26,7 @@ from bot.safety.classifier import (
     example_files,
     load_examples,
 )
+from bot.safety.prefilter import Message, Prefilter
 from bot.safety.rules import CATEGORIES, Category, SafetyRules, load_rules
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "@": "a", "$": "s", "7": "t"})
@@ -60,6 +61,15 @@ def normalise(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class _Rule:
+    category: Category
+    pattern: regex.Pattern[str]
+    past: bool
+    reportable: bool  # someone else's words leave it to the classifier
+    prefilter: Prefilter
+
+
+@dataclass(frozen=True)
 class Screening:
     crisis: bool
     category: Category | None = None
@@ -76,17 +86,18 @@ class Screener:
         self._vocabulary_threshold = (rules.classifier.vocabulary_threshold if rules.classifier
                                       else 1.0)
         self._vocabulary = regex.compile(rules.classifier.vocabulary if rules.classifier else r"$^")
-        self._patterns = [
-            (category, regex.compile(
+        self._rules = [
+            _Rule(category, regex.compile(
                 f"(?:{rule.pattern}){{e<={rule.typos}}}" if rule.typos else rule.pattern,
-                regex.BESTMATCH if rule.typos else 0), rule.past, category in _REPORTABLE)
+                regex.BESTMATCH if rule.typos else 0), rule.past, category in _REPORTABLE,
+                Prefilter.of(rule.pattern, rule.typos))
             for category in CATEGORIES for rule in rules.categories.get(category, ())
         ]
         negation = rules.negation
         self._cues = regex.compile(rf"\b(?:{negation.cues})\b")
         self._not_negating = regex.compile(negation.not_negating)
         self._window = negation.window
-        self._safe = [regex.compile(p) for p in rules.safe_phrases]
+        self._safe = [(regex.compile(p), Prefilter.of(p)) for p in rules.safe_phrases]
         self._distant_past = regex.compile(rules.distant_past)
         self._recurrence = regex.compile(rules.recurrence)
         self._present_time = regex.compile(rules.present_time)
@@ -168,11 +179,22 @@ class Screener:
         return self._first_rule(normal) if normal else None
 
     def _first_rule(self, normal: str) -> tuple[Category, str, str] | None:
-        safe_spans = [m.span() for pattern in self._safe for m in pattern.finditer(normal)]
-        for category, pattern, past, reportable in self._patterns:
-            for match in pattern.finditer(normal, overlapped=False):
-                if not self._dismissed(normal, match.span(), safe_spans, past, reportable):
-                    return category, pattern.pattern, match.group()
+        """The first rule, in the file's order, with a match that is not dismissed.
+
+        A rule whose prefilter says it cannot match is skipped (bot/safety/prefilter.py); the
+        others run over the whole text, so what is found, and in which order, is as if every
+        rule ran. tests/safety/test_rule_shortcuts.py holds it to that.
+        """
+        message = Message(normal)
+        safe_spans: list[tuple[int, int]] | None = None  # worked out for the first match only
+        for rule in self._rules:
+            for match in message.matches(rule.prefilter, rule.pattern):
+                if safe_spans is None:
+                    safe_spans = [m.span() for pattern, prefilter in self._safe
+                                  for m in message.matches(prefilter, pattern)]
+                if not self._dismissed(normal, match.span(), safe_spans, rule.past,
+                                       rule.reportable):
+                    return rule.category, rule.pattern.pattern, match.group()
         return None
 
     def _dismissed(self, text: str, span: tuple[int, int], safe_spans: list[tuple[int, int]],
