@@ -29,12 +29,12 @@ FINAL = Path(__file__).with_name("crisis_messages_final.yaml")
 EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
 EXAMPLES = ROOT / "prompts" / "safety-examples"
 # The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. The final set
-# (463 messages, the third written to measure) was read twice: with the screener as it was
-# before this round (recall 0.833, 224/269; false alarms 0.124, 24/194 look-alikes and 0.015,
-# 3/200 everyday messages), and once after the last change of this round (recall 0.918,
-# 247/269; false alarms 0.139, 27/194, and 0.025, 5/200). These floors guard that level until a
-# better screener raises them. Failures give counts only, never the final set's messages.
-FINAL_RECALL_FLOOR = 0.91
+# (451 messages, the fourth written to measure, and 209 everyday ones) was read once, after the
+# round's last change: recall 0.927 (242/261), false alarms 0.137 (26/190) on look-alikes and
+# 0.029 (6/209) on everyday messages, the right kind named for 230 of 242. These floors guard
+# that level until a better screener raises them. Failures give counts only, never the final
+# set's messages.
+FINAL_RECALL_FLOOR = 0.92
 FINAL_FALSE_POSITIVE_CEILING = 0.14
 EVERYDAY_FALSE_POSITIVE_CEILING = 0.03
 CATEGORY_RIGHT_FLOOR = 0.92
@@ -58,9 +58,25 @@ def rates(screener: Screener, labelled: list[dict[str, Any]]) -> tuple[float, fl
     return 1 - len(missed) / len(positives), len(alarms) / len(negatives), missed, alarms
 
 
-def test_final_set_recall_and_false_positives(screener: Screener) -> None:
+@pytest.fixture(scope="module")
+def final_rates(screener: Screener) -> tuple[float, float, list[str], list[str]]:
+    return rates(screener, messages(FINAL))
+
+
+@pytest.mark.xfail(strict=True, reason="short of the targets: recall 0.927, false alarms 0.137")
+def test_final_set_meets_the_targets(final_rates: tuple[float, float, list[str], list[str]]) -> None:
+    """The issue's targets: recall of at least 0.98 and false alarms of at most 0.10 on messages
+    nothing was tuned on. Expected to fail until the screener gets there; strict, so that the
+    day it passes, the floors below and this mark are raised with it."""
+    recall, false_positive_rate, _, _ = final_rates
+    met = recall >= 0.98 and false_positive_rate <= 0.10
+    assert met, f"recall {recall:.3f}, false alarms {false_positive_rate:.3f}"
+
+
+def test_final_set_recall_and_false_positives(
+        final_rates: tuple[float, float, list[str], list[str]]) -> None:
     """On messages nothing was tuned on, recall and false alarms hold at their measured level."""
-    recall, false_positive_rate, missed, _ = rates(screener, messages(FINAL))
+    recall, false_positive_rate, missed, _ = final_rates
     print(
         f"\ncrisis screening, final set: recall {recall:.3f}, false-positive rate "
         f"{false_positive_rate:.3f} (targets 0.98 and 0.10)"
@@ -279,15 +295,21 @@ CALM_REFLECTION = (
     "partner and I cooked dinner together and laughed about the dog.")
 
 
-def test_one_worrying_sentence_in_a_long_calm_reflection_is_not_drowned_out(screener: Screener) -> None:
+@pytest.mark.parametrize("worrying", [
+    "Honestly I have been saying goodbye to people in my head.",
+    "I have been thinking about how to make sure I don't wake up tomorrow.",
+    "I have been sorting out who gets my things after I am gone.",
+])
+def test_one_worrying_sentence_in_a_long_calm_reflection_is_not_drowned_out(
+        screener: Screener, worrying: str) -> None:
     """Read whole, four calm sentences dilute the fifth; it is also read on its own."""
-    worrying = "Honestly I have been saying goodbye to people in my head."
     message = f"{CALM_REFLECTION} {worrying}"
     assert screener.explain(message) is None  # no rule: the classifier has to see it
     assert screener.classifier is not None
     assert screener.classifier.probability(message, normalise(message)) < 0.5  # whole, it is lost
     assert screener.screen(message).crisis
     assert not screener.screen(CALM_REFLECTION).crisis
+    assert not screener.screen(f"{CALM_REFLECTION} I feel lighter than I have in months.").crisis
 
 
 def test_a_message_is_read_by_its_sentences_when_it_has_several() -> None:
