@@ -21,6 +21,7 @@ import platform
 import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -146,27 +147,30 @@ class NgramSpace:
     idf: np.ndarray
     offset: int  # where its columns start among all the features
 
-    def ngrams(self, text: str) -> list[str]:
+    def ngrams(self, text: str) -> Counter[str]:
+        """The text's n-grams and how often each occurs. Character n-grams are read once per
+        distinct word: a long message says "the" and "I" many times."""
         text = text.lower()
-        found: list[str] = []
+        found: Counter[str] = Counter()
         if self.analyzer == "word":
             words = _WORDS.findall(text)
             for n in range(self.low, self.high + 1):
-                found += [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+                found.update(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
             return found
-        for word in _WHITE_SPACES.sub(" ", text).split():
+        for word, times in Counter(_WHITE_SPACES.sub(" ", text).split()).items():
             padded = f" {word} "
+            grams: list[str] = []
             for n in range(self.low, self.high + 1):
-                found += [padded[i:i + n] for i in range(max(len(padded) - n, 0) + 1)]
+                grams += [padded[i:i + n] for i in range(max(len(padded) - n, 0) + 1)]
                 if len(padded) <= n:  # a short word counts once
                     break
+            for _ in range(times):
+                found.update(grams)
         return found
 
     def columns(self, text: str) -> tuple[list[int], list[float]]:
-        counts: dict[int, int] = {}
-        for ngram in self.ngrams(text):
-            if (column := self.vocabulary.get(ngram)) is not None:
-                counts[column] = counts.get(column, 0) + 1
+        counts = {column: times for ngram, times in self.ngrams(text).items()
+                  if (column := self.vocabulary.get(ngram)) is not None}
         if not counts:
             return [], []
         columns = list(counts)

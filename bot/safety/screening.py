@@ -158,7 +158,7 @@ class Screener:
     def classifier_reaches(self, text: str, normal: str, needed: float) -> bool:
         """Whether `classifier_probability` reaches `needed`, with the sentence encoder (most of
         the cost) run only where the n-grams leave the answer open: for most everyday messages,
-        not at all; for most others, over the whole message and not its sentences."""
+        not at all; for most others, over the whole message and the few sentences that could tip it."""
         classifier = self.classifier
         assert classifier is not None
         whole, *each = self._read(text, normal)
@@ -168,9 +168,9 @@ class Screener:
         [whole_probability] = classifier.finish([whole])
         if whole_probability >= needed:  # the score is never under the whole message's
             return True
-        if _combined(whole_probability, ceilings) < needed:
-            return False
-        return _combined(whole_probability, classifier.finish(each)) >= needed
+        # Under `needed` as a whole, the message reaches it only through a sentence that can.
+        able = [part for part in each if _combined(whole_probability, [part.ceiling]) >= needed]
+        return bool(able) and _combined(whole_probability, classifier.finish(able)) >= needed
 
     def _read(self, text: str, normal: str) -> list[Reading]:
         """The message and, when it has several, its sentences, as the n-grams read them."""
