@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.db.engine import Database
 from bot.db.models import Client, CouplePartner, InboxUpdate
 
 MAX_ATTEMPTS = 5
+_inbox = InboxUpdate.__table__
 
 
 class Inbox:
@@ -81,12 +83,15 @@ class Inbox:
         await self.done_many([update_id], error)
 
     async def done_many(self, update_ids: Collection[int], error: str | None = None) -> None:
-        """Mark these updates handled (or set aside, with `error`), in one statement."""
-        async with self.db.transaction() as session:
-            await session.execute(update(InboxUpdate)
-                                  .where(InboxUpdate.update_id.in_(list(update_ids)))
-                                  .values(processed_at=self.clock.now(), payload=None,
-                                          last_error=error))
+        """Mark these updates handled (or set aside, with `error`), in one statement, in a
+        transaction shared with whatever else is being written at the moment."""
+        statement = update(_inbox).where(_inbox.c.update_id.in_(list(update_ids))).values(
+            processed_at=self.clock.now(), payload=None, last_error=error)
+
+        async def mark(connection: AsyncConnection) -> None:
+            await connection.execute(statement)
+
+        await self.db.together(mark)
 
     async def failed(self, update_id: int, error: str) -> int:
         """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""

@@ -41,6 +41,7 @@ async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
     _, alex = await harness.joined("Alex")
     alex_stored = asyncio.Event()
     real_screening, real_store = answers.respond_to_crisis, replies.record_message
+    real_store_words = replies.store_words
 
     async def slow_for_sam(update: Any, context: Any, message: Any, text: Any, **kwargs: Any) -> Any:
         # Held (before any transaction: one would hold every writer up on SQLite) until Alex's
@@ -55,8 +56,17 @@ async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
             alex_stored.set()
         return outcome
 
+    async def store_words(connection: Any, *args: Any, telegram_user_id: int,
+                          **kwargs: Any) -> Any:
+        answered = await real_store_words(connection, *args, telegram_user_id=telegram_user_id,
+                                          **kwargs)
+        if telegram_user_id == alex.id:
+            alex_stored.set()
+        return answered
+
     monkeypatch.setattr(answers, "respond_to_crisis", slow_for_sam)
     monkeypatch.setattr(replies, "record_message", store)
+    monkeypatch.setattr(replies, "store_words", store_words)
     sam_says = ["first, and slow", "second", "third"]
     for text in sam_says[:1]:
         await harness.control.send_text(sam.id, text)
