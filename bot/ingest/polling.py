@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
@@ -216,15 +217,23 @@ class InboxPoller:
         """Give each stored update that no lane holds yet to its person's lane, oldest first;
         returns how many were handed out."""
         settled = set(self._finished)  # marked done before this read began: it cannot return them
-        rows = await self.inbox.pending(BATCH, skip=self._taken, known=self._parsed)
-        fresh = [(update_id, payload) for update_id, stored in rows
-                 if update_id not in self._taken and (payload := stored or self._payload(update_id))]
+
+        async def read(connection: AsyncConnection) -> tuple[list[tuple[int, dict[str, Any]]],
+                                                             dict[int, int]]:
+            """What waits, and the couples of those who sent it (a reading that may be run
+            twice, in a transaction shared with what is being written at the moment)."""
+            rows = await self.inbox.read_pending(connection, BATCH, skip=self._taken,
+                                                 known=self._parsed)
+            fresh = [(update_id, payload) for update_id, stored in rows if update_id not in
+                     self._taken and (payload := stored or self._payload(update_id))]
+            people = {person for _, payload in fresh if (person := sender_of(payload)) is not None}
+            return fresh, (await self.inbox.read_couples(connection, people) if people else {})
+
+        fresh, couples = await self.inbox.db.together(read)
         self._taken -= settled
         self._finished -= settled
         if not fresh:
             return 0
-        people = {person for _, payload in fresh if (person := sender_of(payload)) is not None}
-        couples = await self.inbox.couples_of(people) if people else {}
         for update_id, payload in fresh:
             person = sender_of(payload)
             key: Hashable = ("update", update_id) if person is None else (
