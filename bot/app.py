@@ -281,7 +281,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
         .context_types(CONTEXT_TYPES)
         .application_class(InterludeApplication, kwargs={"services": services})
         .request(AiohttpRequest(CONNECTIONS))
-        .get_updates_request(updates_request)  # polling keeps PTB's own (HTTPX)
+        .get_updates_request(updates_request)
         .build()
     )
     assert isinstance(application, InterludeApplication)

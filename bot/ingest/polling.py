@@ -26,12 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
-from telegram.request import HTTPXRequest
 
 from bot import messages
 from bot.ingest.inbox import MAX_ATTEMPTS, Inbox
 from bot.ingest.leader import InboxLeadership
 from bot.messages import render
+from bot.scheduling.http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
@@ -42,11 +42,12 @@ TAKEN_AT_MOST = 1000  # updates handed to lanes and not yet finished; more wait 
 STOP_SECONDS = 10.0  # for the updates in hand to finish when the bot stops
 
 
-class UpdatesRequest(HTTPXRequest):
-    """python-telegram-bot's own request for getUpdates (HTTPX, one connection), keeping the
-    body of its latest answer, so that updates are stored as Telegram sent them rather than as
-    the library writes its parsed objects out again (which cost more than parsing them). Only
-    the poller asks getUpdates, one request at a time."""
+class UpdatesRequest(AiohttpRequest):
+    """The request getUpdates goes by (aiohttp, as every other request of the bot's, on one
+    connection of its own), keeping the body of its latest answer, so that updates are stored
+    as Telegram sent them rather than as the library writes its parsed objects out again
+    (which cost more than parsing them). Only the poller asks getUpdates, one request at a
+    time."""
 
     def __init__(self) -> None:
         super().__init__(connection_pool_size=1)
