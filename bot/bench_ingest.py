@@ -34,6 +34,7 @@ from bot.bench import (
     _seed,
     bot_environment,
     cpu_seconds,
+    cpu_wait_seconds,
     emulator_server,
 )
 from bot.db.encryption import KeyRing, use_key_ring
@@ -142,11 +143,13 @@ async def ingest(updates: int, clients: int = 100, database_url: str | None = No
                 people = [await stack.enter_async_context(EmulatorControl(url, connections=1))
                           for _ in users]
                 cpu_before = (bot.cpu_seconds(), cpu_seconds(emulator), time.process_time())
+                waited_before = cpu_wait_seconds(bot.pid)
                 started = time.perf_counter()
                 quota = Quota(updates)
                 await asyncio.gather(*(_client(person, user, prompts[user], quota, latencies, sent)
                                        for person, user in zip(people, users, strict=True)))
                 elapsed = time.perf_counter() - started
+                waited = cpu_wait_seconds(bot.pid) - waited_before
                 cpu, emulator_cpu, clients_cpu = (
                     now - before for now, before in zip(
                         (bot.cpu_seconds(), cpu_seconds(emulator), time.process_time()),
@@ -171,6 +174,8 @@ async def ingest(updates: int, clients: int = 100, database_url: str | None = No
         "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
         "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "bot_cpu_share": round(cpu / elapsed, 2) if elapsed > 0 else 0.0,
+        # How long the bot's threads were ready to run but waited for a CPU, a share of the run.
+        "bot_waiting_for_cpu_share": round(waited / elapsed, 2) if elapsed > 0 else 0.0,
         # CPU time per reply of each process: the figure that holds on a shared, loaded machine.
         "bot_cpu_ms_per_reply": _per_reply(cpu, sent),
         "emulator_cpu_ms_per_reply": _per_reply(emulator_cpu, sent),
@@ -197,7 +202,8 @@ def summary(result: dict[str, Any]) -> str:
             f"{result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms (goal < 500 ms); "
             f"lost {result['lost']}, stored twice {result['stored_twice']}, acknowledged twice "
             f"{result['acknowledged_twice']}; text sealed: {'yes' if result['sealed'] else 'NO'}; "
-            f"the bot's process used {result['bot_cpu_share']:.0%} of a core, "
+            f"the bot's process used {result['bot_cpu_share']:.0%} of a core (and waited "
+            f"for one {result['bot_waiting_for_cpu_share']:.0%} of the time), "
             f"{result['bot_cpu_ms_per_reply']} ms of CPU a reply (the emulator "
             f"{result['emulator_cpu_ms_per_reply']} ms, the simulated clients "
             f"{result['clients_cpu_ms_per_reply']} ms)")
