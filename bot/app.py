@@ -41,7 +41,7 @@ from bot.handlers.common import CONTEXT_TYPES
 from bot.handlers.context import InterludeApplication, InterludeContext, Services
 from bot.handlers.crisis import send_pair_held_alerts
 from bot.ingest.inbox import Inbox
-from bot.ingest.polling import ALLOWED_UPDATES, InboxPoller
+from bot.ingest.polling import ALLOWED_UPDATES, InboxPoller, UpdatesRequest
 from bot.ingest.webhook import DEFAULT_PATH, webhook_routes
 from bot.library import Library
 from bot.logs import quiet_library_loggers
@@ -270,6 +270,7 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
                                   per_chat=settings.rate_limit_per_chat,
                                   chat_burst=settings.rate_limit_chat_burst, shared=shared,
                                   connections=CONNECTIONS)
+    updates_request = UpdatesRequest()
     application = (
         ApplicationBuilder()
         .token(secret)
@@ -279,12 +280,14 @@ def build_runtime(settings: Settings, db: Database, library: Library, clock: Clo
         .rate_limiter(limiter)
         .context_types(CONTEXT_TYPES)
         .application_class(InterludeApplication, kwargs={"services": services})
-        .request(AiohttpRequest(CONNECTIONS))  # polling keeps PTB's own request
+        .request(AiohttpRequest(CONNECTIONS))
+        .get_updates_request(updates_request)
         .build()
     )
     assert isinstance(application, InterludeApplication)
     register_handlers(application)
     inbox = Inbox(db, clock)
     dispatcher = Dispatcher(db, TelegramSender(application.bot), clock, settings)
-    poller = InboxPoller(application, inbox, services.failed_updates, settings.poll_timeout_seconds)
+    poller = InboxPoller(application, inbox, services.failed_updates, updates_request,
+                         settings.poll_timeout_seconds)
     return Runtime(application, services, planner, dispatcher, inbox, poller)

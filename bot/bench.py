@@ -54,6 +54,18 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """Time a process's threads have spent so far ready to run but waiting for a CPU (Linux
+    schedstat), or 0: on a shared machine, what the others took from it."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
+
+
 @contextlib.contextmanager
 def emulator_process(**config: Any) -> Iterator[str]:
     """`interlude emulator` in a process of its own, configured; yields its URL."""

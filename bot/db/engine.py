@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -20,8 +21,10 @@ from sqlalchemy.ext.asyncio import (
 from bot.config import Settings
 from bot.db import sqlite_driver
 from bot.db.encryption import EncryptionKeyError, KeyRing, use_key_ring
+from bot.db.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -64,6 +67,7 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.group_commit = GroupCommit(engine)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -77,6 +81,11 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def together(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` (database statements only; it may be run twice) in a transaction shared
+        with other work handed in at the same moment; returns once that has committed."""
+        return await self.group_commit.run(work)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -7,6 +7,7 @@ by the inbox replaying the update: the store is idempotent, and the thanks is sa
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
@@ -171,7 +172,15 @@ async def words(update: Update, context: InterludeContext) -> None:
         return
     user = update.effective_user
     assert user is not None
-    # Who is writing, and their answer stored, in one transaction: the common case is an answer.
+    # The common case, an answer to an ordinary prompt, is stored in a few statements and a
+    # commit shared with other people's answers of the same moment; the thanks follows it.
+    answered = await services.db.together(partial(
+        replies.store_words, now=services.clock.now(), telegram_user_id=user.id,
+        message_id=message.message_id, text=message.text, reply_to_message_id=replied_to(message)))
+    if answered is not None:
+        await say(update, context, answered.thanks, language=answered.language)
+        return
+    # Everything else: who is writing, and their answer stored, in one transaction.
     outcome = paired = None
     async with services.db.transaction() as session:
         client = await writer(session, user.id)

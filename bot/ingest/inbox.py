@@ -8,17 +8,34 @@ someone who never consented) lives only as long as it takes to handle it.
 from __future__ import annotations
 
 from collections.abc import Collection, Container, Iterable
+from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.db.engine import Database
 from bot.db.models import Client, CouplePartner, InboxUpdate
 
 MAX_ATTEMPTS = 5
+_inbox = InboxUpdate.__table__
+_waiting = (_inbox.c.processed_at.is_(None), _inbox.c.attempts < MAX_ATTEMPTS)
+_WAITING_IDS = select(_inbox.c.update_id).where(*_waiting).order_by(_inbox.c.update_id).limit(
+    bindparam("limit"))
+# Statements built once (a statement built anew for each call is looked up in SQLAlchemy's cache
+# by walking it; one with its rows in it, as a multi-row VALUES, is compiled again every time).
+_STORE_SQLITE = sqlite_insert(_inbox).on_conflict_do_nothing(index_elements=["update_id"])
+_STORE_POSTGRESQL = pg_insert(_inbox).on_conflict_do_nothing(index_elements=["update_id"])
+_DONE = update(_inbox).where(_inbox.c.update_id.in_(bindparam("ids", expanding=True))).values(
+    processed_at=bindparam("at"), payload=None, last_error=bindparam("error"))
+_clients, _partners = Client.__table__, CouplePartner.__table__
+_COUPLES = select(_clients.c.telegram_user_id, _partners.c.couple_id).join(
+    _partners, _partners.c.client_id == _clients.c.id).where(
+    _partners.c.open_client_id.is_not(None),
+    _clients.c.telegram_user_id.in_(bindparam("people", expanding=True)))
 
 
 class Inbox:
@@ -26,16 +43,19 @@ class Inbox:
         self.db = db
         self.clock = clock
 
-    async def store(self, updates: Iterable[dict[str, Any]]) -> int:
+    async def store(self, updates: Iterable[dict[str, Any]]) -> None:
+        """Store updates (those already stored are left as they are); returns once committed,
+        in a commit shared with whatever else is being written at the moment."""
         rows = [{"update_id": u["update_id"], "payload": u, "received_at": self.clock.now(),
                  "attempts": 0} for u in updates]
         if not rows:
-            return 0
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                insert(InboxUpdate).values(rows).on_conflict_do_nothing(index_elements=["update_id"]))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return
+        statement = _STORE_SQLITE if self.db.is_sqlite else _STORE_POSTGRESQL
+
+        async def write(connection: AsyncConnection) -> None:
+            await connection.execute(statement, rows)
+
+        await self.db.together(write)
 
     async def last_update_id(self) -> int | None:
         async with self.db.transaction() as session:
@@ -47,28 +67,31 @@ class Inbox:
         """Stored updates not handled yet, oldest first, up to `limit`, leaving out those in
         `skip`. The payload of those in `known` (the caller has it) is not read, nor unsealed:
         it comes back as None."""
-        waiting = (InboxUpdate.processed_at.is_(None), InboxUpdate.attempts < MAX_ATTEMPTS)
-        async with self.db.transaction() as session:
-            ids = (await session.scalars(
-                select(InboxUpdate.update_id).where(*waiting)
-                .order_by(InboxUpdate.update_id).limit(limit + len(skip)))).all()
-            fresh = [update_id for update_id in ids if update_id not in skip][:limit]
-            unknown = [update_id for update_id in fresh if update_id not in known]
-            payloads = {row.update_id: row.payload for row in (await session.execute(
-                select(InboxUpdate.update_id, InboxUpdate.payload)
-                .where(InboxUpdate.update_id.in_(unknown), *waiting))).all()} if unknown else {}
+        return await self.db.together(partial(self.read_pending, limit=limit, skip=skip,
+                                              known=known))
+
+    async def read_pending(self, connection: AsyncConnection, limit: int = 100, *,
+                           skip: Collection[int] = (), known: Container[int] = ()
+                           ) -> list[tuple[int, dict[str, Any] | None]]:
+        """`pending`, within a transaction of the caller's."""
+        ids = (await connection.execute(_WAITING_IDS, {"limit": limit + len(skip)})).scalars()
+        fresh = [update_id for update_id in ids if update_id not in skip][:limit]
+        unknown = [update_id for update_id in fresh if update_id not in known]
+        payloads = {row.update_id: row.payload for row in await connection.execute(
+            select(_inbox.c.update_id, _inbox.c.payload)
+            .where(_inbox.c.update_id.in_(unknown), *_waiting))} if unknown else {}
         return [(update_id, None if update_id in known else payloads.get(update_id))
                 for update_id in fresh
                 if update_id in known or payloads.get(update_id) is not None]
 
     async def couples_of(self, people: Iterable[int]) -> dict[int, int]:
         """The open couple of each of these Telegram users who is in one (user id -> couple id)."""
-        async with self.db.transaction() as session:
-            rows = (await session.execute(
-                select(Client.telegram_user_id, CouplePartner.couple_id)
-                .join(CouplePartner, CouplePartner.client_id == Client.id)
-                .where(CouplePartner.open_client_id.is_not(None),
-                       Client.telegram_user_id.in_(list(people))))).all()
+        return await self.db.together(partial(self.read_couples, people=people))
+
+    async def read_couples(self, connection: AsyncConnection, people: Iterable[int]
+                           ) -> dict[int, int]:
+        """`couples_of`, within a transaction of the caller's."""
+        rows = await connection.execute(_COUPLES, {"people": list(people)})
         return {int(row.telegram_user_id): int(row.couple_id) for row in rows}
 
     async def unprocessed_count(self) -> int:
@@ -81,12 +104,14 @@ class Inbox:
         await self.done_many([update_id], error)
 
     async def done_many(self, update_ids: Collection[int], error: str | None = None) -> None:
-        """Mark these updates handled (or set aside, with `error`), in one statement."""
-        async with self.db.transaction() as session:
-            await session.execute(update(InboxUpdate)
-                                  .where(InboxUpdate.update_id.in_(list(update_ids)))
-                                  .values(processed_at=self.clock.now(), payload=None,
-                                          last_error=error))
+        """Mark these updates handled (or set aside, with `error`), in one statement, in a
+        transaction shared with whatever else is being written at the moment."""
+        values = {"ids": list(update_ids), "at": self.clock.now(), "error": error}
+
+        async def mark(connection: AsyncConnection) -> None:
+            await connection.execute(_DONE, values)
+
+        await self.db.together(mark)
 
     async def failed(self, update_id: int, error: str) -> int:
         """Count a failed attempt; after MAX_ATTEMPTS the update is set aside (kept, not retried)."""

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
@@ -29,6 +31,7 @@ from bot import messages
 from bot.ingest.inbox import MAX_ATTEMPTS, Inbox
 from bot.ingest.leader import InboxLeadership
 from bot.messages import render
+from bot.scheduling.http import AiohttpRequest
 
 log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
@@ -39,11 +42,29 @@ TAKEN_AT_MOST = 1000  # updates handed to lanes and not yet finished; more wait 
 STOP_SECONDS = 10.0  # for the updates in hand to finish when the bot stops
 
 
+class UpdatesRequest(AiohttpRequest):
+    """The request getUpdates goes by (aiohttp, as every other request of the bot's, on one
+    connection of its own), keeping the body of its latest answer, so that updates are stored
+    as Telegram sent them rather than as the library writes its parsed objects out again
+    (which cost more than parsing them). Only the poller asks getUpdates, one request at a
+    time."""
+
+    def __init__(self) -> None:
+        super().__init__(connection_pool_size=1)
+        self.last_body = b""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, body = await super().do_request(*args, **kwargs)
+        self.last_body = body
+        return code, body
+
+
 class InboxPoller:
     def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], inbox: Inbox,
-                 failed_updates: set[int], poll_timeout: int = 25,
-                 leadership: InboxLeadership | None = None) -> None:
+                 failed_updates: set[int], updates_request: UpdatesRequest,
+                 poll_timeout: int = 25, leadership: InboxLeadership | None = None) -> None:
         self.application = application
+        self.updates_request = updates_request  # the application's bot's, for getUpdates
         self.inbox = inbox
         self.leadership = leadership or InboxLeadership(inbox.db)
         self.failed_updates = failed_updates
@@ -51,7 +72,7 @@ class InboxPoller:
         self._offset: int | None = None
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._fetching: asyncio.Task[tuple[Update, ...]] | None = None
+        self._fetching: asyncio.Task[list[tuple[Update, dict[str, Any]]]] | None = None
         # Updates handed to a lane (kept until a read of the inbox that began after they were
         # finished, which no longer returns them), those finished, and each lane's queue.
         self._taken: set[int] = set()
@@ -175,8 +196,7 @@ class InboxPoller:
                 raise
             finally:
                 self._fetching = None
-            # Stored as JSON; fields PTB does not know yet travel in api_kwargs and survive too.
-            batch = [update.to_dict() for update in parsed]
+            batch = [payload for _, payload in parsed]
             if batch:
                 try:
                     await self.inbox.store(batch)
@@ -191,14 +211,23 @@ class InboxPoller:
                 if len(self._parsed) > TAKEN_AT_MOST:  # left by updates handled elsewhere
                     self._parsed.clear()
                 self._parsed.update((update.update_id, (update, payload))
-                                    for update, payload in zip(parsed, batch, strict=True))
+                                    for update, payload in parsed)
                 self._wake.set()
             backoff = 1.0
 
-    async def _fetch(self) -> tuple[Update, ...]:
-        return await self.application.bot.get_updates(
+    async def _fetch(self) -> list[tuple[Update, dict[str, Any]]]:
+        """The next updates, as python-telegram-bot reads them and as Telegram sent them (what
+        is stored: fields the library does not know yet are kept, and nothing is written out
+        again from the parsed objects)."""
+        parsed = await self.application.bot.get_updates(
             offset=self._offset, limit=100, timeout=self.poll_timeout,
             allowed_updates=ALLOWED_UPDATES, read_timeout=self.poll_timeout + 10)
+        if not parsed:
+            return []
+        sent = json.loads(self.updates_request.last_body)["result"]
+        if [update.update_id for update in parsed] != [payload["update_id"] for payload in sent]:
+            raise RuntimeError("getUpdates answered with other updates than it parsed")
+        return list(zip(parsed, sent, strict=True))
 
     async def process_pending(self) -> int:
         """Handle every stored, unhandled update, and wait until they are done; returns how many
@@ -216,15 +245,23 @@ class InboxPoller:
         """Give each stored update that no lane holds yet to its person's lane, oldest first;
         returns how many were handed out."""
         settled = set(self._finished)  # marked done before this read began: it cannot return them
-        rows = await self.inbox.pending(BATCH, skip=self._taken, known=self._parsed)
-        fresh = [(update_id, payload) for update_id, stored in rows
-                 if update_id not in self._taken and (payload := stored or self._payload(update_id))]
+
+        async def read(connection: AsyncConnection) -> tuple[list[tuple[int, dict[str, Any]]],
+                                                             dict[int, int]]:
+            """What waits, and the couples of those who sent it (a reading that may be run
+            twice, in a transaction shared with what is being written at the moment)."""
+            rows = await self.inbox.read_pending(connection, BATCH, skip=self._taken,
+                                                 known=self._parsed)
+            fresh = [(update_id, payload) for update_id, stored in rows if update_id not in
+                     self._taken and (payload := stored or self._payload(update_id))]
+            people = {person for _, payload in fresh if (person := sender_of(payload)) is not None}
+            return fresh, (await self.inbox.read_couples(connection, people) if people else {})
+
+        fresh, couples = await self.inbox.db.together(read)
         self._taken -= settled
         self._finished -= settled
         if not fresh:
             return 0
-        people = {person for _, payload in fresh if (person := sender_of(payload)) is not None}
-        couples = await self.inbox.couples_of(people) if people else {}
         for update_id, payload in fresh:
             person = sender_of(payload)
             key: Hashable = ("update", update_id) if person is None else (

@@ -13,7 +13,7 @@ CPU a message this way, against 2.0 ms with HTTPX on 8 connections and 3.7 ms on
 from __future__ import annotations
 
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
@@ -21,6 +21,8 @@ from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+_HEADERS = {"User-Agent": BaseRequest.USER_AGENT}
+_FORM_HEADERS = {**_HEADERS, "Content-Type": "application/x-www-form-urlencoded"}
 TIMEOUT_SECONDS = 5.0  # connect, read and the wait for a free connection, as PTB's defaults
 POOL_TIMEOUT_SECONDS = 1.0
 
@@ -77,21 +79,25 @@ class AiohttpRequest(BaseRequest):
         timeout = aiohttp.ClientTimeout(
             connect=None if connect is None or pool is None else connect + pool,
             sock_connect=connect, sock_read=read)
-        body: aiohttp.FormData | dict[str, str] | None = None
+        body: aiohttp.FormData | bytes | None = None
+        headers = _HEADERS
         if request_data is not None:
             files = request_data.multipart_data
-            body = request_data.json_parameters
             if files:
                 form = aiohttp.FormData()
-                for name, value in body.items():
+                for name, value in request_data.json_parameters.items():
                     form.add_field(name, value)
                 for name, (filename, content, mimetype) in files.items():
                     form.add_field(name, content, filename=filename, content_type=mimetype)
                 body = form
+            else:
+                # Encoded here: aiohttp makes a form of a dict by way of a multipart writer,
+                # which cost more than the rest of building the request.
+                body, headers = urlencode(request_data.json_parameters).encode(), _FORM_HEADERS
         try:
             async with self._session.request(method, url, data=body, timeout=timeout,
                                              proxy=self._proxy(url),
-                                             headers={"User-Agent": self.USER_AGENT}) as response:
+                                             headers=headers) as response:
                 return response.status, await response.read()
         except TimeoutError as error:  # aiohttp's timeouts are TimeoutErrors too
             raise TimedOut from error

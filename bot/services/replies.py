@@ -8,10 +8,11 @@ update stores nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot import messages
 from bot.clock import Clock
@@ -19,6 +20,7 @@ from bot.db.models import (
     OPEN_STATUSES,
     CheckIn,
     Client,
+    ClientStatus,
     Delivery,
     DeliveryStatus,
     NervousSystemState,
@@ -151,6 +153,90 @@ async def record_message(session: AsyncSession, client: Client, clock: Clock, *,
         _answered(delivery, clock)
     await session.flush()
     return Outcome(thanks=thanks, delivery=delivery, next_question=next_question, reply_id=reply.id)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An answer in words stored by `store_words`: the thanks to say, in the client's language."""
+
+    thanks: str
+    language: str | None
+
+
+# The common case of an answer, read in one statement: the client writing, whether this message
+# is stored already, and the prompt it answers (the message it replies to, or the latest open
+# one) with whether that prompt has words already. Plain SQLAlchemy Core on the tables: the
+# ORM's work around the few statements of a reply cost more than the database's.
+_clients, _deliveries, _replies = Client.__table__, Delivery.__table__, Reply.__table__
+# Each IN list as equalities: a list is expanded into the statement at every execution.
+_has_words = exists().where(_replies.c.delivery_id == _deliveries.c.id,
+                            or_(_replies.c.kind == ReplyKind.TEXT,
+                                _replies.c.kind == ReplyKind.VOICE))
+_stored_before = select(_replies.c.id).where(
+    _replies.c.client_id == _clients.c.id,
+    _replies.c.telegram_message_id == bindparam("message_id")).scalar_subquery()
+_candidates = _deliveries.alias("candidates")
+_replied_to = select(_candidates.c.id).where(
+    _candidates.c.client_id == _clients.c.id,
+    or_(_candidates.c.telegram_message_id == bindparam("reply_to"),
+        _candidates.c.reminder_message_id == bindparam("reply_to"))
+).correlate(_clients).limit(1).scalar_subquery()
+_latest_open = select(_candidates.c.id).where(
+    _candidates.c.client_id == _clients.c.id,
+    or_(*(_candidates.c.status == status for status in OPEN_STATUSES)),
+    _candidates.c.closed_at.is_(None), _candidates.c.expires_at > bindparam("now")
+).correlate(_clients).order_by(_candidates.c.sent_at.desc(), _candidates.c.id.desc()
+                               ).limit(1).scalar_subquery()
+_ANSWER_READ = select(
+    _clients.c.id, _clients.c.status, _clients.c.awaiting, _clients.c.language_code,
+    _stored_before.label("stored_before"), _deliveries.c.id.label("delivery_id"),
+    _deliveries.c.prompt, _deliveries.c.status.label("delivery_status"),
+    _deliveries.c.answered_at, _deliveries.c.reminder_at, _deliveries.c.pair_group_id,
+    _has_words.label("has_words"),
+).select_from(_clients.outerjoin(
+    _deliveries, _deliveries.c.id == func.coalesce(_replied_to, _latest_open))
+).where(_clients.c.telegram_user_id == bindparam("user"))
+_STORE_REPLY = insert(_replies)
+_ANSWERED = update(_deliveries).where(_deliveries.c.id == bindparam("delivery")).values(
+    status=bindparam("new_status"), answered_at=func.coalesce(_deliveries.c.answered_at,
+                                                              bindparam("now")),
+    reminder_at=None)
+# Prompts whose answers do more than a thanks: record_message and the handlers' full path.
+_NOT_PLAIN = (ResponseType.MULTI_STEP.value, ResponseType.QUESTIONNAIRE.value)
+
+
+async def store_words(connection: AsyncConnection, now: datetime, *, telegram_user_id: int,
+                      message_id: int, text: str, reply_to_message_id: int | None) -> Answered | None:
+    """Words from a client, stored with the prompt they answer, in the common case: a client we
+    may keep data for and who is not typing a setting, a message not stored before, and a prompt
+    that is neither multi-step, a questionnaire nor paired (or no open prompt at all). None,
+    with nothing written, for anything else: `record_message` and its handler deal with it.
+
+    What is stored, and the thanks, are record_message's for the same message."""
+    row = (await connection.execute(_ANSWER_READ, {
+        "user": telegram_user_id, "message_id": message_id, "reply_to": reply_to_message_id,
+        "now": now})).first()
+    if row is None or row.status in (ClientStatus.STOPPED, ClientStatus.UNREACHABLE) \
+            or row.awaiting or row.stored_before is not None:
+        return None
+    if row.delivery_id is not None and (row.pair_group_id is not None
+                                        or row.prompt.get("response") in _NOT_PLAIN):
+        return None
+    await connection.execute(_STORE_REPLY, {
+        "client_id": row.id, "delivery_id": row.delivery_id, "question": 0,
+        "kind": ReplyKind.TEXT, "text": text, "telegram_message_id": message_id,
+        "created_at": now})
+    if row.delivery_id is None:
+        return Answered(messages.UNPROMPTED_MESSAGE, row.language_code)
+    status = DeliveryStatus.ANSWERED if row.delivery_status is DeliveryStatus.SENT \
+        else row.delivery_status
+    if status is not row.delivery_status or row.answered_at is None \
+            or row.reminder_at is not None:
+        await connection.execute(_ANSWERED, {"delivery": row.delivery_id, "new_status": status,
+                                             "now": now})
+    more = row.answered_at is not None and row.has_words
+    return Answered(messages.THANKS_MORE_WORDS if more else messages.THANKS_WORDS,
+                    row.language_code)
 
 
 async def store_voice_content(session: AsyncSession, client: Client, message_id: int,

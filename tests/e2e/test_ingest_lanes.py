@@ -41,6 +41,7 @@ async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
     _, alex = await harness.joined("Alex")
     alex_stored = asyncio.Event()
     real_screening, real_store = answers.respond_to_crisis, replies.record_message
+    real_store_words = replies.store_words
 
     async def slow_for_sam(update: Any, context: Any, message: Any, text: Any, **kwargs: Any) -> Any:
         # Held (before any transaction: one would hold every writer up on SQLite) until Alex's
@@ -55,8 +56,17 @@ async def test_a_slow_answer_holds_up_nobody_else_and_keeps_its_own_order(
             alex_stored.set()
         return outcome
 
+    async def store_words(connection: Any, *args: Any, telegram_user_id: int,
+                          **kwargs: Any) -> Any:
+        answered = await real_store_words(connection, *args, telegram_user_id=telegram_user_id,
+                                          **kwargs)
+        if telegram_user_id == alex.id:
+            alex_stored.set()
+        return answered
+
     monkeypatch.setattr(answers, "respond_to_crisis", slow_for_sam)
     monkeypatch.setattr(replies, "record_message", store)
+    monkeypatch.setattr(replies, "store_words", store_words)
     sam_says = ["first, and slow", "second", "third"]
     for text in sam_says[:1]:
         await harness.control.send_text(sam.id, text)
@@ -134,3 +144,32 @@ async def test_a_postgresql_restart_while_replies_arrive_loses_nothing(
     thanked = [len(await harness.control.bot_messages(user)) for user in users]
     assert thanked == [2] * len(users)
     assert poller.processed >= 2 * len(users)
+
+
+async def test_updates_are_stored_as_telegram_sent_them(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the inbox stores is the update as Telegram sent it, a field the library does not
+    know yet included, and the words are kept and thanked as usual."""
+    _, sam = await harness.joined("Sam")
+    assert harness.runtime is not None
+    inbox = harness.runtime.inbox
+    stored: list[dict[str, Any]] = []
+    real_store = inbox.store
+
+    async def store(updates: Any) -> None:
+        updates = list(updates)
+        stored.extend(updates)
+        await real_store(updates)
+
+    monkeypatch.setattr(inbox, "store", store)
+    message = {"message_id": 9001, "date": 1772442000, "text": "a field from the future",
+               "from": {"id": sam.id, "is_bot": False, "first_name": "Sam"},
+               "chat": {"id": sam.id, "type": "private", "first_name": "Sam"},
+               "a_field_from_the_future": {"kind": "new"}}
+    harness.said_by_people.append(message["text"])
+    update_id = await harness.control.inject({"message": message})
+    await harness.settle()
+    assert stored == [{"update_id": update_id, "message": message}]
+    assert (await _stored(harness))[sam.id] == ["a field from the future"]
+    assert (await sam.said())[-1] == render(messages.UNPROMPTED_MESSAGE)

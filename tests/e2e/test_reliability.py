@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -165,16 +166,19 @@ async def test_a_passing_failure_is_retried_quietly(
     from bot.services import replies
 
     _, sam = await harness.joined("Sam")
-    real = replies.record_message
     calls: list[int] = []
 
-    async def flaky(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("database went away for a moment")
-        return await real(*args, **kwargs)  # type: ignore[arg-type]
+    def flaky(real: Any) -> Any:
+        async def store(*args: object, **kwargs: object) -> object:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("database went away for a moment")
+            return await real(*args, **kwargs)
+        return store
 
-    monkeypatch.setattr(replies, "record_message", flaky)
+    # Both ways an answer is stored: the common case, and the full one.
+    monkeypatch.setattr(replies, "store_words", flaky(replies.store_words))
+    monkeypatch.setattr(replies, "record_message", flaky(replies.record_message))
     await sam.send("still here")
     assert len(calls) == 2
     said = await sam.said()
@@ -193,6 +197,7 @@ async def test_an_update_that_always_fails_gets_one_apology(
     async def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("a bug")
 
+    monkeypatch.setattr(replies, "store_words", broken)
     monkeypatch.setattr(replies, "record_message", broken)
     await sam.send("are you there")
     said = await sam.said()  # settled: the lane has said its apology too
