@@ -135,11 +135,8 @@ async def ingest(updates: int, clients: int = 100, database_url: str | None = No
             async with EmulatorControl(url, connections=clients + 10) as telegram, \
                     contextlib.AsyncExitStack() as stack:
                 prompts = await _prompts(telegram, users)
-                # Each person on a connection of their own (httpx looks through every connection
-                # of a pool on each request, so one pool of a hundred would cost the load more
-                # than the bot being measured), opened before the clock starts: opening a
-                # hundred HTTP clients (each loads the certificate bundle) took the simulated
-                # people's process one to two seconds, which landed on the first replies.
+                # Each person on a connection of their own, their client made before the clock
+                # starts, so that setting up a hundred clients does not land on the first replies.
                 people = [await stack.enter_async_context(EmulatorControl(url, connections=1))
                           for _ in users]
                 cpu_before = (bot.cpu_seconds(), cpu_seconds(emulator), time.process_time())
