@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -22,11 +24,10 @@ BOT_USERNAME = "bot_username"
 async def remember_bot_username(session: AsyncSession, username: str | None) -> None:
     if not username:
         return
-    state = await session.get(AppState, BOT_USERNAME)
-    if state is None:
-        session.add(AppState(key=BOT_USERNAME, value=username))
-    else:
-        state.value = username
+    # One statement, so that bot processes starting together each write it without a clash.
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(AppState).values(key=BOT_USERNAME, value=username)
+                          .on_conflict_do_update(index_elements=["key"], set_={"value": username}))
 
 
 async def bot_username(session: AsyncSession) -> str | None:
