@@ -11,11 +11,9 @@ from collections.abc import Collection, Container, Iterable
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.clock import Clock
-from bot.db.engine import Database
+from bot.db.engine import Database, insert_on_conflict
 from bot.db.models import Client, CouplePartner, InboxUpdate
 
 MAX_ATTEMPTS = 5
@@ -31,7 +29,7 @@ class Inbox:
                  "attempts": 0} for u in updates]
         if not rows:
             return 0
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        insert = insert_on_conflict(self.db.engine.dialect)
         async with self.db.transaction() as session:
             result = await session.execute(
                 insert(InboxUpdate).values(rows).on_conflict_do_nothing(index_elements=["update_id"]))
