@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -59,6 +61,12 @@ def create_engine(url: str) -> AsyncEngine:
         connection.connection.driver_connection.begin_immediate()
 
     return engine
+
+
+def insert_on_conflict(dialect: Dialect) -> Any:
+    """The dialect's INSERT, the one that can say what to do about a key already there (ON
+    CONFLICT): SQLite and PostgreSQL spell it alike, SQLAlchemy keeps one per dialect."""
+    return pg_insert if dialect.name == "postgresql" else sqlite_insert
 
 
 class Database:

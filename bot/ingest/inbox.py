@@ -12,12 +12,10 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
-from bot.db.engine import Database
+from bot.db.engine import Database, insert_on_conflict
 from bot.db.models import Client, CouplePartner, InboxUpdate
 
 MAX_ATTEMPTS = 5
@@ -27,8 +25,6 @@ _WAITING_IDS = select(_inbox.c.update_id).where(*_waiting).order_by(_inbox.c.upd
     bindparam("limit"))
 # Statements built once (a statement built anew for each call is looked up in SQLAlchemy's cache
 # by walking it; one with its rows in it, as a multi-row VALUES, is compiled again every time).
-_STORE_SQLITE = sqlite_insert(_inbox).on_conflict_do_nothing(index_elements=["update_id"])
-_STORE_POSTGRESQL = pg_insert(_inbox).on_conflict_do_nothing(index_elements=["update_id"])
 _DONE = update(_inbox).where(_inbox.c.update_id.in_(bindparam("ids", expanding=True))).values(
     processed_at=bindparam("at"), payload=None, last_error=bindparam("error"))
 _clients, _partners = Client.__table__, CouplePartner.__table__
@@ -42,6 +38,9 @@ class Inbox:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # Built once: a statement built anew for each call is compiled again every time.
+        self._store = insert_on_conflict(db.engine.dialect)(_inbox).on_conflict_do_nothing(
+            index_elements=["update_id"])
 
     async def store(self, updates: Iterable[dict[str, Any]]) -> None:
         """Store updates (those already stored are left as they are); returns once committed,
@@ -50,10 +49,8 @@ class Inbox:
                  "attempts": 0} for u in updates]
         if not rows:
             return
-        statement = _STORE_SQLITE if self.db.is_sqlite else _STORE_POSTGRESQL
-
         async def write(connection: AsyncConnection) -> None:
-            await connection.execute(statement, rows)
+            await connection.execute(self._store, rows)
 
         await self.db.together(write)
 

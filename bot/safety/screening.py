@@ -187,8 +187,8 @@ class Screener:
         """The first rule, in the file's order, with a match that is not dismissed.
 
         A rule whose prefilter says it cannot match is skipped (bot/safety/prefilter.py); the
-        others run over the whole text, so what is found, and in which order, is as if every
-        rule ran. tests/safety/test_rule_shortcuts.py holds it to that.
+        others run only where a match can be, and what is found, and in which order, is as if
+        every rule ran over the whole text. tests/safety/test_rule_shortcuts.py holds it to that.
         """
         message = Message(normal)
         safe_spans: list[tuple[int, int]] | None = None  # worked out for the first match only

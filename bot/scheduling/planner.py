@@ -27,14 +27,12 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.encryption import Sealed, SealedOnce
-from bot.db.engine import Database
+from bot.db.engine import Database, insert_on_conflict
 from bot.db.models import (
     Client,
     ClientStatus,
@@ -248,7 +246,7 @@ class Planner:
                 item.client, prompt, scheduled_for=item.occurrence.at, settings=self.settings,
                 enrolment_id=item.enrolment.id, dedupe_key=item.key, snapshot=snapshot))
         if values:
-            insert = sqlite_insert if self.db.is_sqlite else pg_insert
+            insert = insert_on_conflict(self.db.engine.dialect)
             # Another process planning the same span at once may have written a key first.
             await session.execute(
                 insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]),

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.db.engine import insert_on_conflict
 from bot.db.models import AppState, CheckIn, Client, ClientStatus, Delivery, Reply, Therapist
 from bot.library import Library
 from bot.scheduling.planner import new_delivery
@@ -25,7 +24,7 @@ async def remember_bot_username(session: AsyncSession, username: str | None) -> 
     if not username:
         return
     # One statement, so that bot processes starting together each write it without a clash.
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_on_conflict(session.get_bind().dialect)
     await session.execute(insert(AppState).values(key=BOT_USERNAME, value=username)
                           .on_conflict_do_update(index_elements=["key"], set_={"value": username}))
 

@@ -344,7 +344,7 @@ def test_two_bot_processes_share_the_prompts_and_send_each_once(
     logs = [tmp_path / f"bot{n}.log" for n in range(2)]
     bots = [_start_bot(env, log) for log in logs]
     try:
-        wait_until(lambda: all("is running" in log.read_text() for log in logs), within=180)
+        wait_until(lambda: all("is running" in log.read_text() for log in logs), within=60)
         asyncio.run(_queue(settings, ids))
 
         def delivered() -> dict[str, int]:

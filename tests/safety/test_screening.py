@@ -330,7 +330,7 @@ def test_skipping_the_sentence_encoder_never_changes_a_decision(
     and most everyday messages never reach the encoder."""
     assert screener.classifier is not None
     sample = [example for example in load_examples(EXAMPLES)[::5]
-              if (normal := normalise(example.text)) and not screener.explain(example.text)]
+              if normalise(example.text) and not screener.explain(example.text)]
     encoded: list[str] = []
     finish = screener.classifier.finish
     monkeypatch.setattr(screener.classifier, "finish",
