@@ -349,8 +349,26 @@ class InboxPoller:
     async def _mark_handled(self, update_id: int) -> None:
         """Mark the update handled in the inbox, with whatever else was handled meanwhile.
 
-        Its effects are committed and its thanks said by now; until the mark is written a crash
-        replays it, which stores nothing twice and says the thanks again."""
+        Its effects are committed and its thanks said by now. If the database is away, this
+        process still knows the update is handled: it keeps the update in hand (no other read
+        of the inbox hands it out) and writes the mark once the database is back, so a restart
+        of the database does not say the thanks twice. Only a process that stops or dies before
+        the mark is written leaves it to be replayed, which stores nothing twice and says the
+        thanks again."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._mark_with_others(update_id)
+                return
+            except Exception as error:
+                if self._stopping.is_set():
+                    raise
+                log.warning("marking update %d handled failed (%s); trying again in %.1f s",
+                            update_id, type(error).__name__, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+    async def _mark_with_others(self, update_id: int) -> None:
         if self._unmarked is None:
             written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             # Retrieved here too, so a failure no lane is left to hear of is not logged as lost.

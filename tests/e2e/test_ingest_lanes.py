@@ -109,6 +109,41 @@ async def test_many_people_writing_at_once_are_each_stored_once_in_order(harness
     assert all(row.processed_at is not None and row.payload is None for row in inbox)
 
 
+async def test_a_handled_message_whose_mark_fails_is_thanked_once(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away just after Sam's message is stored and thanked, before the inbox
+    is marked: the bot marks it once the database is back, instead of handling it again, so Sam
+    hears the thanks once."""
+    _, sam = await harness.joined("Sam")
+    assert harness.runtime is not None
+    inbox = harness.runtime.inbox
+    real_done_many = inbox.done_many
+    refused: list[int] = []
+
+    async def done_many(update_ids: Any, error: Any = None) -> None:
+        if len(refused) < 2:
+            refused.extend(update_ids)
+            raise ConnectionError("the database is away")
+        await real_done_many(update_ids, error)
+
+    monkeypatch.setattr(inbox, "done_many", done_many)
+    before = len(await sam.said())
+    harness.said_by_people.append("a note while the database blinks")
+    await harness.control.send_text(sam.id, "a note while the database blinks")
+    await harness.settle()
+
+    assert refused, "the mark never failed"
+    assert await _stored(harness) == {sam.id: ["a note while the database blinks"]}
+    said = (await sam.said())[before:]
+    assert said == [render(messages.UNPROMPTED_MESSAGE)]
+    async with harness.db.transaction() as session:
+        marked = (await session.execute(select(InboxUpdate.processed_at).where(
+            InboxUpdate.update_id.in_(refused)))).scalars().all()
+    assert marked
+    assert all(at is not None for at in marked)
+
+
 async def test_a_postgresql_restart_while_replies_arrive_loses_nothing(
     harness: BotHarness, backend: str, postgres: PostgresServer | None
 ) -> None:
