@@ -32,6 +32,7 @@ from bot.emulator.control import EmulatorControl
 from bot.emulator.runner import EmulatorThread
 from bot.library import Library, load_library
 from bot.runner import serve_dashboard
+from bot.safety.screening import cached_screener
 from bot.services import onboarding, signin
 from bot.web.app import DemoInfo
 from tests.conftest import ROOT, make_settings
@@ -94,6 +95,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                              dispatch_interval_seconds=0.2, rate_limit_per_chat=50,
                              rate_limit_chat_burst=50, web_secret_key="browser-test-key-0123456789")
     library = load_library(ROOT / "prompts")
+    # The crisis classifier, trained here when this is the run's first bot (15 to 40 s on a busy
+    # machine), so that the wait for the bot below is for starting it only.
+    cached_screener(settings.prompts_dir / "safety.yaml", settings.cache_dir)
     clock = FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     ready: dict[str, Any] = {}
     started, stopping = threading.Event(), None
