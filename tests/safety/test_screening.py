@@ -29,15 +29,15 @@ FINAL = Path(__file__).with_name("crisis_messages_final.yaml")
 EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
 EXAMPLES = ROOT / "prompts" / "safety-examples"
 # The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. The final set
-# (451 messages, the fourth written to measure, and 209 everyday ones) was read once, after the
-# round's last change: recall 0.927 (242/261), false alarms 0.137 (26/190) on look-alikes and
-# 0.029 (6/209) on everyday messages, the right kind named for 230 of 242. These floors guard
+# (452 messages, the fifth written to measure, and 202 everyday ones) was read once, after the
+# round's last change: recall 0.923 (240/260), false alarms 0.062 (12/192) on look-alikes and
+# 0.010 (2/202) on everyday messages, the right kind named for 232 of 240. These floors guard
 # that level until a better screener raises them. Failures give counts only, never the final
 # set's messages.
 FINAL_RECALL_FLOOR = 0.92
-FINAL_FALSE_POSITIVE_CEILING = 0.14
-EVERYDAY_FALSE_POSITIVE_CEILING = 0.03
-CATEGORY_RIGHT_FLOOR = 0.92
+FINAL_FALSE_POSITIVE_CEILING = 0.07
+EVERYDAY_FALSE_POSITIVE_CEILING = 0.02
+CATEGORY_RIGHT_FLOOR = 0.95
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def final_rates(screener: Screener) -> tuple[float, float, list[str], list[str]]
     return rates(screener, messages(FINAL))
 
 
-@pytest.mark.xfail(strict=True, reason="short of the targets: recall 0.927, false alarms 0.137")
+@pytest.mark.xfail(strict=True, reason="short of the recall target: recall 0.923, false alarms 0.062")
 def test_final_set_meets_the_targets(final_rates: tuple[float, float, list[str], list[str]]) -> None:
     """The issue's targets: recall of at least 0.98 and false alarms of at most 0.10 on messages
     nothing was tuned on. Expected to fail until the screener gets there; strict, so that the
