@@ -8,7 +8,6 @@ someone who never consented) lives only as long as it takes to handle it.
 from __future__ import annotations
 
 from collections.abc import Collection, Container, Iterable
-from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -21,10 +20,11 @@ from bot.db.models import Client, CouplePartner, InboxUpdate
 MAX_ATTEMPTS = 5
 _inbox = InboxUpdate.__table__
 _waiting = (_inbox.c.processed_at.is_(None), _inbox.c.attempts < MAX_ATTEMPTS)
+# Statements built once, here or (the insert, whose spelling depends on the database) in
+# Inbox.__init__ (a statement built anew for each call is looked up in SQLAlchemy's cache
+# by walking it; one with its rows in it, as a multi-row VALUES, is compiled again every time).
 _WAITING_IDS = select(_inbox.c.update_id).where(*_waiting).order_by(_inbox.c.update_id).limit(
     bindparam("limit"))
-# Statements built once (a statement built anew for each call is looked up in SQLAlchemy's cache
-# by walking it; one with its rows in it, as a multi-row VALUES, is compiled again every time).
 _DONE = update(_inbox).where(_inbox.c.update_id.in_(bindparam("ids", expanding=True))).values(
     processed_at=bindparam("at"), payload=None, last_error=bindparam("error"))
 _clients, _partners = Client.__table__, CouplePartner.__table__
@@ -38,7 +38,6 @@ class Inbox:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        # Built once: a statement built anew for each call is compiled again every time.
         self._store = insert_on_conflict(db.engine.dialect)(_inbox).on_conflict_do_nothing(
             index_elements=["update_id"])
 
@@ -49,6 +48,7 @@ class Inbox:
                  "attempts": 0} for u in updates]
         if not rows:
             return
+
         async def write(connection: AsyncConnection) -> None:
             await connection.execute(self._store, rows)
 
@@ -59,18 +59,12 @@ class Inbox:
             value = await session.scalar(select(func.max(InboxUpdate.update_id)))
         return int(value) if value is not None else None
 
-    async def pending(self, limit: int = 100, *, skip: Collection[int] = (),
-                      known: Container[int] = ()) -> list[tuple[int, dict[str, Any] | None]]:
-        """Stored updates not handled yet, oldest first, up to `limit`, leaving out those in
-        `skip`. The payload of those in `known` (the caller has it) is not read, nor unsealed:
-        it comes back as None."""
-        return await self.db.together(partial(self.read_pending, limit=limit, skip=skip,
-                                              known=known))
-
     async def read_pending(self, connection: AsyncConnection, limit: int = 100, *,
                            skip: Collection[int] = (), known: Container[int] = ()
                            ) -> list[tuple[int, dict[str, Any] | None]]:
-        """`pending`, within a transaction of the caller's."""
+        """Stored updates not handled yet, oldest first, up to `limit`, leaving out those in
+        `skip`, within a transaction of the caller's. The payload of those in `known` (the
+        caller has it) is not read, nor unsealed: it comes back as None."""
         ids = (await connection.execute(_WAITING_IDS, {"limit": limit + len(skip)})).scalars()
         fresh = [update_id for update_id in ids if update_id not in skip][:limit]
         unknown = [update_id for update_id in fresh if update_id not in known]
@@ -81,13 +75,10 @@ class Inbox:
                 for update_id in fresh
                 if update_id in known or payloads.get(update_id) is not None]
 
-    async def couples_of(self, people: Iterable[int]) -> dict[int, int]:
-        """The open couple of each of these Telegram users who is in one (user id -> couple id)."""
-        return await self.db.together(partial(self.read_couples, people=people))
-
     async def read_couples(self, connection: AsyncConnection, people: Iterable[int]
                            ) -> dict[int, int]:
-        """`couples_of`, within a transaction of the caller's."""
+        """The open couple of each of these Telegram users who is in one (user id -> couple id),
+        within a transaction of the caller's."""
         rows = await connection.execute(_COUPLES, {"people": list(people)})
         return {int(row.telegram_user_id): int(row.couple_id) for row in rows}
 
