@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetimes are not stored; pass an aware UTC time")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """On SQLite, the stored text in one step: SQLAlchemy's own two steps (the time in UTC,
+        then its text) cost more than the rest of a row when the planner writes a hundred
+        thousand deliveries. The same text as SQLAlchemy writes, which a test checks."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def stored(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetimes are not stored; pass an aware UTC time")
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
+
+        return stored
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -48,7 +48,7 @@ from bot.db.models import (
 from bot.library import Library
 from bot.library.schema import Program, Prompt, Step
 from bot.scheduling.timing import Occurrence, occurrences
-from bot.services.controls import quiet_release
+from bot.services.controls import QuietTimes, quiet_release
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # enrolments per transaction: keeps write locks short on SQLite
@@ -85,20 +85,36 @@ def prompt_snapshot(prompt: Prompt) -> dict[str, object]:
     return prompt.model_dump(mode="json", exclude_defaults=False)
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryTimes:
+    """When a delivery falls due (out of quiet hours), when it is reminded and when it expires."""
+
+    due_at: datetime
+    reminder_at: datetime | None
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, client: QuietTimes, scheduled_for: datetime, settings: Settings) -> DeliveryTimes:
+        due = quiet_release(client, scheduled_for)
+        expires = due + settings.expiry
+        reminder = quiet_release(client, due + settings.reminder_after)
+        return cls(due, reminder if reminder < expires else None, expires)
+
+
 def delivery_values(client: Client | PlannedClient, prompt: Prompt, *, scheduled_for: datetime,
                     settings: Settings, enrolment_id: int | None = None,
                     dedupe_key: str | None = None,
-                    snapshot: dict[str, object] | SealedOnce | None = None) -> dict[str, Any]:
-    """A delivery's columns, its due time moved out of quiet hours, reminder and expiry set."""
-    due = quiet_release(client, scheduled_for)
-    expires = due + settings.expiry
-    reminder = quiet_release(client, due + settings.reminder_after)
+                    snapshot: dict[str, object] | SealedOnce | None = None,
+                    times: DeliveryTimes | None = None) -> dict[str, Any]:
+    """A delivery's columns, its due time moved out of quiet hours, reminder and expiry set
+    (`times`, when the caller has already worked them out for this client and moment)."""
+    times = times or DeliveryTimes.of(client, scheduled_for, settings)
     return {
         "client_id": client.id, "enrolment_id": enrolment_id, "dedupe_key": dedupe_key,
         "prompt_key": prompt.key,
         "prompt": snapshot if snapshot is not None else prompt_snapshot(prompt),
-        "scheduled_for": scheduled_for, "due_at": due, "expires_at": expires,
-        "reminder_at": reminder if reminder < expires else None,
+        "scheduled_for": scheduled_for, "due_at": times.due_at, "expires_at": times.expires_at,
+        "reminder_at": times.reminder_at,
         "status": DeliveryStatus.PENDING, "attempts": 0, "progress": 0,
     }
 
@@ -163,6 +179,9 @@ class Planner:
         self.settings = settings
         self._snapshots: dict[str, SealedOnce] = {}  # a library prompt as stored, sealed once
         self._times: dict[tuple[str, int, str, datetime, datetime], list[Occurrence]] = {}
+        # A delivery's due, reminder and expiry times, the same for every client with one zone
+        # and one night at one moment (most of a practice's evening check-in).
+        self._delivery_times: dict[tuple[str | None, str, str, datetime], DeliveryTimes] = {}
 
     async def plan(self, client_ids: Sequence[int] | None = None) -> int:
         """Plan every active enrolment (or those of some clients); returns deliveries created."""
@@ -173,6 +192,7 @@ class Planner:
         slack = self.settings.horizon * REPLAN_SLACK
         self._snapshots.clear()  # the library may have been edited since the last run
         self._times.clear()
+        self._delivery_times.clear()
         created, after_id = 0, 0
         while True:
             async with self.db.transaction() as session:
@@ -242,9 +262,14 @@ class Planner:
                     prompt_key, PROMPT_COLUMN.seal_once(prompt_snapshot(prompt)))
             else:
                 snapshot = prompt_snapshot(prompt)
+            client, at = item.client, item.occurrence.at
+            times_key = (client.timezone, client.quiet_start, client.quiet_end, at)
+            times = self._delivery_times.get(times_key) or self._delivery_times.setdefault(
+                times_key, DeliveryTimes.of(client, at, self.settings))
             values.append(delivery_values(
-                item.client, prompt, scheduled_for=item.occurrence.at, settings=self.settings,
-                enrolment_id=item.enrolment.id, dedupe_key=item.key, snapshot=snapshot))
+                client, prompt, scheduled_for=at, settings=self.settings,
+                enrolment_id=item.enrolment.id, dedupe_key=item.key, snapshot=snapshot,
+                times=times))
         if values:
             insert = insert_on_conflict(self.db.engine.dialect)
             # Another process planning the same span at once may have written a key first.
