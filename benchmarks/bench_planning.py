@@ -128,25 +128,37 @@ async def ticks(url: str, folder: str) -> dict[str, Any]:
 
 
 def startup(url: str, folder: str) -> dict[str, Any]:
-    """From `interlude run` to 'is running' against the emulator, on the planned database."""
+    """From `interlude run` to 'is running' against the emulator, on the planned database: the
+    first start in a new data folder, which trains the crisis classifier and keeps it there, and
+    then every later start (the median of three), which loads it."""
     from bot.bench import emulator_process
 
     with emulator_process() as api:
         env = {**os.environ, "INTERLUDE_DATABASE_URL": url, "INTERLUDE_DATA_DIR": folder,
                "INTERLUDE_TELEGRAM_API_URL": api, "INTERLUDE_PLANNING_HORIZON_HOURS": "24",
                "INTERLUDE_PROMPTS_DIR": str(ROOT / "prompts")}
-        started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert process.stdout is not None
-        seconds = None
-        for line in process.stdout:
-            if "is running" in line:
-                seconds = time.perf_counter() - started
-                break
-        process.terminate()
-        process.wait(timeout=30)
-    return {"startup_s": round(seconds, 2) if seconds else None}
+        first, *later = [_seconds_to_running(env) for _ in range(4)]
+    return {"startup_s": _rounded(statistics.median(later) if None not in later else None),
+            "startup_first_s": _rounded(first)}
+
+
+def _seconds_to_running(env: dict[str, str]) -> float | None:
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    seconds = None
+    for line in process.stdout:
+        if "is running" in line:
+            seconds = time.perf_counter() - started
+            break
+    process.terminate()
+    process.wait(timeout=30)
+    return seconds
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 2) if seconds is not None else None
 
 
 def _child(phase: str, url: str, folder: str) -> dict[str, Any]:
@@ -178,7 +190,8 @@ def main() -> None:
     print(f"planning: a day for {clients:,} clients in {result['plan_day_s']} s "
           f"({result['plan_day_cpu_s']} s of CPU; goal < 10 s), "
           f"peak RSS {result['plan_peak_rss_mb']} MB (goal < 300 MB); bot start-up "
-          f"{result['startup_s']} s (goal < 5 s); a dispatcher claim takes "
+          f"{result['startup_s']} s (goal < 5 s; the first start in a new data folder, which "
+          f"trains the crisis classifier, {result['startup_first_s']} s); a dispatcher claim takes "
           f"{result['claim_ms_10_due']} ms with 10 rows due and {result['claim_ms_10000_due']} ms "
           f"with 10,000 due, among {result['total_rows']:,} planned", flush=True)
 

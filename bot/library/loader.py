@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from bot.library.schema import Audience, Program, Prompt, ResponseType
+from bot.yamlfile import read_yaml
 
 
 class LibraryError(Exception):
@@ -83,7 +84,7 @@ def _documents(
         if path.name == "safety.yaml":
             continue
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = read_yaml(path)
         except yaml.YAMLError as error:
             problems.append(f"{path.name}: not valid YAML ({error})")
             continue

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import regex
-import yaml
 
 from bot.safety.rules import CATEGORIES, Category, Negation
+from bot.yamlfile import read_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Example:
 
 def load_example_file(path: Path) -> list[Example]:
     examples = []
-    for item in yaml.safe_load(path.read_text(encoding="utf-8"))["messages"]:
+    for item in read_yaml(path)["messages"]:
         category = item.get("category")
         if category is not None and category not in CATEGORIES:
             raise ValueError(f"{path.name}: unknown category {category!r}")
@@ -235,8 +235,8 @@ def _fit_linear(texts: list[str], labels: list[Any], regularisation: float,
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
-    vectorisers = [v.fit(texts) for v in ngram_vectorisers()]
-    features = sparse.hstack([v.transform(texts) for v in vectorisers]
+    vectorisers = ngram_vectorisers()
+    features = sparse.hstack([v.fit_transform(texts) for v in vectorisers]
                              + ([sparse.csr_matrix(embeddings)] if embeddings is not None else []))
     model = LogisticRegression(C=regularisation, solver="liblinear", class_weight="balanced")
     kinds = sorted(set(labels))

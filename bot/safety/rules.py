@@ -9,6 +9,8 @@ import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.yamlfile import read_yaml
+
 Category = Literal["suicidal", "self_harm", "danger_from_person", "medical_emergency"]
 CATEGORIES: tuple[Category, ...] = ("suicidal", "self_harm", "danger_from_person", "medical_emergency")
 
@@ -106,7 +108,7 @@ class SafetyRulesError(Exception):
 
 def load_rules(path: Path) -> SafetyRules:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
         return SafetyRules.model_validate(data)
     except FileNotFoundError:
         raise SafetyRulesError([f"{path}: no such file"]) from None

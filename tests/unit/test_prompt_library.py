@@ -458,3 +458,14 @@ def test_prompts_check_command_names_couple_program_problems(
     assert report["ok"] is False
     assert report["problems"] == ["pair.yaml: pair: step 1: no prompt 'couple.gone'"]
 
+
+
+def test_broken_yaml_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    """A file a practice broke while editing (an unclosed quote) is named, with the line to
+    look at, and the other files still load their prompts."""
+    _write(tmp_path / "integration.yaml", {"prompts": [_prompt("integration.today")]})
+    (tmp_path / "checkins.yaml").write_text(
+        'prompts:\n  - key: checkin.morning\n    text: "How are you arriving\n', encoding="utf-8")
+    [problem] = _problems(tmp_path)
+    assert problem.startswith("checkins.yaml: not valid YAML")
+    assert "line 3" in problem
