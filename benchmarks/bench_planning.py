@@ -68,6 +68,7 @@ async def seed(url: str, folder: str, clients: int) -> None:
 
 
 async def plan(url: str, folder: str) -> dict[str, Any]:
+    from bot.bench import peak_rss_mb
     from bot.clock import SystemClock
     from bot.db.engine import open_database
     from bot.library import load_library
@@ -82,7 +83,7 @@ async def plan(url: str, folder: str) -> dict[str, Any]:
     await db.dispose()
     # CPU time (all threads of this process) is the steadier figure on a shared machine.
     return {"planned": created, "plan_day_s": round(seconds, 2), "plan_day_cpu_s": round(cpu, 2),
-            "plan_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "plan_peak_rss_mb": peak_rss_mb()}
 
 
 def _cpu_seconds() -> float:

@@ -376,10 +376,20 @@ def summary(result: dict[str, Any]) -> str:
             f"{result['bot_cpu_ms_per_prompt']} ms, emulator {result['emulator_cpu_ms_per_prompt']} ms")
 
 
-def _peak_rss_mb() -> float:
-    import resource
+def peak_rss_mb() -> float:
+    """This process's peak memory (resident), in MB.
 
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    From /proc (VmHWM) where there is one: getrusage's ru_maxrss carries over, through fork and
+    exec, the peak of the process that started this one, so a benchmark's worker started by a
+    big parent would report the parent's peak."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    [kilobytes] = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+    return round(int(kilobytes) / 1024, 1)
 
 
 async def variant(name: str, api_url: str, clients: int, rate: float) -> dict[str, Any]:
@@ -405,7 +415,7 @@ async def variant(name: str, api_url: str, clients: int, rate: float) -> dict[st
     due = min(row.due_at for row in rows)
     elapsed = (max(sent) - due).total_seconds() if sent else None
     return {"design": name, "sent": len(sent), "elapsed_s": round(elapsed, 2) if elapsed else None,
-            "peak_rss_mb": _peak_rss_mb(), "skipped_as_misfires": len(missed)}
+            "peak_rss_mb": peak_rss_mb(), "skipped_as_misfires": len(missed)}
 
 
 async def _naive(db: Database, settings: Settings, api_url: str, clients: int,
