@@ -37,6 +37,10 @@ PROMPT_KEY = "checkin.evening"
 THERAPISTS = 10
 LEAD_SECONDS = 1.0  # between the bot being up and the prompts falling due
 FAR_AHEAD_SECONDS = 3600.0  # where prompts wait until the bot is up
+# The trained crisis classifier, kept between runs as a practice's data folder keeps it: each
+# run's bot starts as on any day but the first, and its memory is the running bot's, not
+# that of training (the planning benchmark times the first start on its own).
+CLASSIFIER_CACHE = Path(tempfile.gettempdir()) / "interlude-bench-classifier"
 
 
 def _free_port() -> int:
@@ -154,6 +158,7 @@ def bot_environment(folder: str, database_url: str, api_url: str, key: str,
         "INTERLUDE_PROMPTS_DIR": str(Path(os.environ.get("INTERLUDE_PROMPTS_DIR", "prompts"))
                                      .resolve()),
         "INTERLUDE_WEB_PORT": "0", "INTERLUDE_DISPATCH_INTERVAL_SECONDS": "0.2",
+        "INTERLUDE_CLASSIFIER_CACHE_DIR": str(CLASSIFIER_CACHE),
     })
     environment.update({f"INTERLUDE_{name.upper()}": str(value) for name, value in settings.items()})
     return environment
@@ -217,6 +222,7 @@ def _bench_settings(folder: str, database_url: str, api_url: str, rate: float) -
     return Settings(_env_file=None, data_dir=Path(folder),  # type: ignore[call-arg]
                     database_url=database_url, telegram_api_url=api_url,
                     rate_limit_per_second=rate, dispatch_interval_seconds=0.2,
+                    classifier_cache_dir=CLASSIFIER_CACHE,
                     prompts_dir=Path(os.environ.get("INTERLUDE_PROMPTS_DIR", "prompts")))
 
 
