@@ -20,7 +20,13 @@ import pytest
 import regex
 import yaml
 
-from bot.safety.classifier import load_examples, mark_negated, ngram_spaces, ngram_vectorisers
+from bot.safety.classifier import (
+    CrisisClassifier,
+    load_examples,
+    mark_negated,
+    ngram_spaces,
+    ngram_vectorisers,
+)
 from bot.safety.rules import SafetyRulesError, load_rules
 from bot.safety.screening import Screener, cached_screener, normalise, sentences
 from tests.conftest import ROOT
@@ -250,6 +256,39 @@ def test_a_practices_new_examples_take_effect_at_the_next_start_despite_the_cach
     assert Screener.from_file(rules, cache).screen(coined).crisis
     [retrained] = cache.glob("crisis-classifier-*.pickle")
     assert retrained.name != stored.name  # the stale one is gone
+
+
+NEW_PHRASINGS = [  # each once in the examples, as a practice might add them
+    "setting my out of office to 'indefinitely'. it's accurate",
+    "topping up my electricity so the flat stays warm for whoever finds me",
+    "picked a sunday in november. the clocks go back so it'll be dark early and no one's around",
+]
+
+
+def test_one_example_of_a_new_phrasing_catches_it_said_in_other_words(tmp_path: Path) -> None:
+    """A message nearer an example of crisis than any look-alike or everyday example is flagged:
+    one example of a new phrasing is enough for its paraphrases, not for everyday messages
+    with the same words; without the nearest-example score, most of the paraphrases are missed."""
+    rules_path = _practice_copy(tmp_path)
+    with (tmp_path / "safety-examples" / "set-new.yaml").open("w", encoding="utf-8") as file:
+        yaml.safe_dump({"messages": [{"text": text, "crisis": True, "category": "suicidal",
+                                      "lang": "en"} for text in NEW_PHRASINGS]}, file)
+    rules, examples = load_rules(rules_path), load_examples(tmp_path / "safety-examples")
+    assert rules.classifier is not None
+    paraphrases = ["my out-of-office now says 'indefinitely'. that's the honest answer",
+                   "put credit on the electric meter so it's warm for whoever finds me",
+                   "i chose a sunday in november when it gets dark early and nobody is about"]
+    everyday = ["my out of office says back monday",
+                "put credit on the electric meter before the cold snap",
+                "sunday in november, dark early, cosy night in with soup"]
+    caught = {}
+    for neighbours in (True, False):
+        screener = Screener(rules, CrisisClassifier(
+            examples, normalise, rules.classifier.regularisation, rules.negation,
+            neighbours=neighbours))
+        caught[neighbours] = [text for text in paraphrases + everyday if screener.screen(text).crisis]
+    assert caught[True] == paraphrases
+    assert len(caught[False]) < len(paraphrases) / 2
 
 
 def test_an_unreadable_cache_is_trained_again(tmp_path: Path) -> None:
