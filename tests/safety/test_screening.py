@@ -35,14 +35,14 @@ FINAL = Path(__file__).with_name("crisis_messages_final.yaml")
 EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
 EXAMPLES = ROOT / "prompts" / "safety-examples"
 # The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. The final set
-# (452 messages, the fifth written to measure, and 202 everyday ones) was read once, after the
-# round's last change: recall 0.923 (240/260), false alarms 0.062 (12/192) on look-alikes and
-# 0.010 (2/202) on everyday messages, the right kind named for 232 of 240. These floors guard
+# (455 messages, the sixth written to measure, and 201 everyday ones) was read once, after the
+# round's last change: recall 0.977 (257/263), false alarms 0.104 (20/192) on look-alikes and
+# 0.045 (9/201) on everyday messages, the right kind named for 252 of 257. These floors guard
 # that level until a better screener raises them. Failures give counts only, never the final
 # set's messages.
-FINAL_RECALL_FLOOR = 0.92
-FINAL_FALSE_POSITIVE_CEILING = 0.07
-EVERYDAY_FALSE_POSITIVE_CEILING = 0.02
+FINAL_RECALL_FLOOR = 0.97
+FINAL_FALSE_POSITIVE_CEILING = 0.11
+EVERYDAY_FALSE_POSITIVE_CEILING = 0.05
 CATEGORY_RIGHT_FLOOR = 0.95
 
 
@@ -69,7 +69,7 @@ def final_rates(screener: Screener) -> tuple[float, float, list[str], list[str]]
     return rates(screener, messages(FINAL))
 
 
-@pytest.mark.xfail(strict=True, reason="short of the recall target: recall 0.923, false alarms 0.062")
+@pytest.mark.xfail(strict=True, reason="a message short of each target: recall 0.977, false alarms 0.104")
 def test_final_set_meets_the_targets(final_rates: tuple[float, float, list[str], list[str]]) -> None:
     """The issue's targets: recall of at least 0.98 and false alarms of at most 0.10 on messages
     nothing was tuned on. Expected to fail until the screener gets there; strict, so that the
@@ -111,7 +111,7 @@ def test_known_phrasings_in_the_examples_are_caught(screener: Screener) -> None:
 def test_every_category_and_language_is_caught_on_the_final_set(screener: Screener) -> None:
     """Each category in English, Spanish and German is caught in at least 60% of unseen messages.
 
-    With seven to eighty-five messages in a cell, one message moves a small cell by 12 to 14
+    With seven to eighty-four messages in a cell, one message moves a small cell by 12 to 14
     points.
     """
     seen: Counter[tuple[str, str]] = Counter()
