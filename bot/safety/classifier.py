@@ -77,11 +77,15 @@ def mark_negated(normal: str, cues: regex.Pattern[str], not_negating: regex.Patt
     classifier can learn them apart. Cues that do not negate ("no one", "no longer") are kept.
     """
     marked = []
+    is_cue: dict[str, bool] = {}  # a long message says the same words many times
     for clause in _CLAUSE.splititer(normal):
         words = _TOKEN.findall(clause or "")
         left = 0
         for i, word in enumerate(words):
-            if cues.fullmatch(word):
+            cue = is_cue.get(word)
+            if cue is None:
+                cue = is_cue[word] = cues.fullmatch(word) is not None
+            if cue:
                 marked.append(word)
                 left = 0 if not_negating.search(" ".join(words[i:i + 2])) else window
             elif left:
@@ -157,10 +161,11 @@ class NgramSpace:
         up, by word (see `Words`)."""
         text = text.lower()
         if self.analyzer == "word":
-            words = _WORDS.findall(text)
+            tokens = _WORDS.findall(text)
             found: Counter[str] = Counter()
-            for n in range(self.low, self.high + 1):
-                found.update(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+            for n in range(self.low, self.high + 1):  # each length in turn, in order
+                shifted = [tokens[k:] for k in range(n)]  # the n-grams run out with the shortest
+                found.update(tokens if n == 1 else map(" ".join, zip(*shifted, strict=False)))
             vocabulary = self.vocabulary
             counted = {column: times for ngram, times in found.items()
                        if (column := vocabulary.get(ngram)) is not None}
@@ -335,6 +340,9 @@ class Reading:
     features: tuple[np.ndarray, np.ndarray]
     ngrams: float  # the n-gram model's probability
     embedded: bool  # whether the probability also takes the sentence encoder's reading
+    prepared: str = ""  # as the n-grams read it (normalised, negated words marked)
+    # The message's words as read, so that its category reads them again for nothing.
+    words: Words | None = field(default=None, compare=False, repr=False)
 
     @property
     def ceiling(self) -> float:
@@ -409,10 +417,11 @@ class CrisisClassifier:
         read: dict[tuple[str, str], Reading] = {}  # and a sentence may come twice
         for text, normal in zip(texts, normals, strict=True):
             if (text, normal) not in read:
-                features = self._crisis.features(self._prepare(normal), words)
+                prepared = self._prepare(normal)
+                features = self._crisis.features(prepared, words)
                 decision = self._crisis.decisions(features)[0]
                 read[(text, normal)] = Reading(text, features, _probability(decision),
-                                               self._with_embeddings is not None)
+                                               self._with_embeddings is not None, prepared, words)
         return [read[(text, normal)] for text, normal in zip(texts, normals, strict=True)]
 
     def finish(self, readings: list[Reading]) -> list[float]:
@@ -426,9 +435,14 @@ class CrisisClassifier:
                     model.decisions(reading.features, embedding)[0])) / 2
                 for reading, embedding in zip(readings, embeddings, strict=True)]
 
-    def category(self, normal: str) -> Category:
+    def category(self, normal: str, reading: Reading | None = None) -> Category:
+        """The likeliest kind of crisis; `reading`: the message as `read` read it, if it was."""
         model = self._category
-        decisions = model.decisions(model.features(self._prepare(normal), Words(self._kept_words)))
+        if reading is not None and reading.words is not None:
+            features = model.features(reading.prepared, reading.words)
+        else:
+            features = model.features(self._prepare(normal), Words(self._kept_words))
+        decisions = model.decisions(features)
         if len(self._categories) > 2:  # one model per kind: the most confident
             category: Category = self._categories[int(np.argmax(decisions))]
         else:  # one model, the second kind against the first

@@ -139,8 +139,9 @@ class Screener:
         if self.classifier is not None:
             needed = (min(self._threshold, self._vocabulary_threshold)
                       if self._vocabulary.search(normal) else self._threshold)
-            if self.classifier_reaches(text, normal, needed):
-                return Screening(True, self.classifier.category(normal))
+            whole, *each = self._read(text, normal)
+            if self._reaches(whole, each, needed):
+                return Screening(True, self.classifier.category(normal, whole))
         return Screening(False)
 
     def classifier_probability(self, text: str, normal: str) -> float:
@@ -167,6 +168,9 @@ class Screener:
         tip it; for a long message that only a sentence can tip, over those sentences, most
         worrying first, and the whole message only when they leave the answer open."""
         whole, *each = self._read(text, normal)
+        return self._reaches(whole, each, needed)
+
+    def _reaches(self, whole: Reading, each: list[Reading], needed: float) -> bool:
         ceilings = [part.ceiling for part in each]
         if _combined(whole.ceiling, ceilings) < needed:
             return False
