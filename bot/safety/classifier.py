@@ -184,17 +184,17 @@ class NgramSpace:
     def _char_counts(self, text: str, words: Words) -> tuple[np.ndarray, np.ndarray]:
         """The text's character n-grams in the vocabulary: their columns, in the order they first
         occur, and how often each does, added up word by word."""
-        distinct = Counter(_WHITE_SPACES.sub(" ", text).split())
-        each = [words.columns(self, word) for word in distinct]
+        said = Counter(_WHITE_SPACES.sub(" ", text).split())  # each word, and how often
+        each = [words.columns(self, word) for word in said]
         if not each:
             return _NO_COLUMNS, _NO_COLUMNS
         columns = np.concatenate([columns for columns, _ in each])
-        times = np.fromiter(distinct.values(), dtype=np.intp, count=len(distinct))
+        times = np.fromiter(said.values(), dtype=np.intp, count=len(said))
         counts = np.concatenate([counts for _, counts in each])
         counts *= np.repeat(times, [len(columns) for columns, _ in each])
         distinct, first, where = np.unique(columns, return_index=True, return_inverse=True)
-        totals = np.bincount(where, weights=counts).astype(np.intp)
-        order = np.argsort(first, kind="stable")
+        totals = np.bincount(where, weights=counts).astype(np.intp)  # exact: small whole numbers
+        order = np.argsort(first, kind="stable")  # in the order the n-grams first occur
         return distinct[order], totals[order]
 
     def word_columns(self, word: str) -> tuple[np.ndarray, np.ndarray]:
