@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -79,11 +79,15 @@ def mark_negated(normal: str, cues: regex.Pattern[str], not_negating: regex.Patt
     classifier can learn them apart. Cues that do not negate ("no one", "no longer") are kept.
     """
     marked = []
+    is_cue: dict[str, bool] = {}  # a long message says the same words many times
     for clause in _CLAUSE.splititer(normal):
         words = _TOKEN.findall(clause or "")
         left = 0
         for i, word in enumerate(words):
-            if cues.fullmatch(word):
+            cue = is_cue.get(word)
+            if cue is None:
+                cue = is_cue[word] = cues.fullmatch(word) is not None
+            if cue:
                 marked.append(word)
                 left = 0 if not_negating.search(" ".join(words[i:i + 2])) else window
             elif left:
@@ -132,6 +136,10 @@ def shared_embedder() -> Embedder:
 _NGRAMS = (("char_wb", 2, 5), ("word", 1, 2))
 _WHITE_SPACES = re.compile(r"\s\s+")
 _WORDS = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's token pattern
+# Character n-gram columns and counts by space (its id) and word.
+WordColumns = dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]
+# 1 + log(n), tf-idf's sublinear count, for the counts a message of 4,096 characters can have.
+_SUBLINEAR = np.array([0.0] + [1 + math.log(n) for n in range(1, 4097)])
 
 
 @dataclass(frozen=True)
@@ -149,36 +157,104 @@ class NgramSpace:
     idf: np.ndarray
     offset: int  # where its columns start among all the features
 
-    def ngrams(self, text: str) -> Counter[str]:
-        """The text's n-grams and how often each occurs. Character n-grams are read once per
-        distinct word: a long message says "the" and "I" many times."""
+    def columns(self, text: str, words: Words | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The text's n-grams as the columns they fill and their values (sublinear counts, unit
+        length), in the order the n-grams first occur. `words`: character n-grams already looked
+        up, by word (see `Words`)."""
         text = text.lower()
-        found: Counter[str] = Counter()
         if self.analyzer == "word":
-            words = _WORDS.findall(text)
-            for n in range(self.low, self.high + 1):
-                found.update(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
-            return found
-        for word, times in Counter(_WHITE_SPACES.sub(" ", text).split()).items():
-            padded = f" {word} "
-            grams: list[str] = []
-            for n in range(self.low, self.high + 1):
-                grams += [padded[i:i + n] for i in range(max(len(padded) - n, 0) + 1)]
-                if len(padded) <= n:  # a short word counts once
-                    break
-            for _ in range(times):
-                found.update(grams)
+            tokens = _WORDS.findall(text)
+            found: Counter[str] = Counter()
+            for n in range(self.low, self.high + 1):  # each length in turn, in order
+                shifted = [tokens[k:] for k in range(n)]  # the n-grams run out with the shortest
+                found.update(tokens if n == 1 else map(" ".join, zip(*shifted, strict=False)))
+            vocabulary = self.vocabulary
+            counted = {column: times for ngram, times in found.items()
+                       if (column := vocabulary.get(ngram)) is not None}
+            columns = np.fromiter(counted, dtype=np.intp, count=len(counted))
+            counts = np.fromiter(counted.values(), dtype=np.intp, count=len(counted))
+        else:
+            columns, counts = self._char_counts(text, Words({}) if words is None else words)
+        if not len(columns):
+            return _NO_COLUMNS, _NO_VALUES
+        values = _sublinear(counts) * self.idf[columns]
+        # Summed one after another, as the plain loop over the n-grams did (numpy's own sum
+        # adds in pairs, which can differ in the last bit).
+        length = math.sqrt(float(np.add.accumulate(values * values)[-1]))
+        return columns + self.offset, values / length
+
+    def _char_counts(self, text: str, words: Words) -> tuple[np.ndarray, np.ndarray]:
+        """The text's character n-grams in the vocabulary: their columns, in the order they first
+        occur, and how often each does, added up word by word."""
+        said = Counter(_WHITE_SPACES.sub(" ", text).split())  # each word, and how often
+        each = [words.columns(self, word) for word in said]
+        if not each:
+            return _NO_COLUMNS, _NO_COLUMNS
+        columns = np.concatenate([columns for columns, _ in each])
+        times = np.fromiter(said.values(), dtype=np.intp, count=len(said))
+        counts = np.concatenate([counts for _, counts in each])
+        counts *= np.repeat(times, [len(columns) for columns, _ in each])
+        distinct, first, where = np.unique(columns, return_index=True, return_inverse=True)
+        totals = np.bincount(where, weights=counts).astype(np.intp)  # exact: small whole numbers
+        order = np.argsort(first, kind="stable")  # in the order the n-grams first occur
+        return distinct[order], totals[order]
+
+    def word_columns(self, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """One word's character n-grams (padded by a space each side, as scikit-learn reads them)
+        that are in the vocabulary: their columns, in order, and how often each occurs."""
+        padded = f" {word} "
+        grams: list[str] = []
+        for n in range(self.low, self.high + 1):
+            grams += [padded[i:i + n] for i in range(max(len(padded) - n, 0) + 1)]
+            if len(padded) <= n:  # a short word counts once
+                break
+        vocabulary = self.vocabulary
+        found = [(column, times) for gram, times in Counter(grams).items()
+                 if (column := vocabulary.get(gram)) is not None]
+        return (np.array([column for column, _ in found], dtype=np.intp),
+                np.array([times for _, times in found], dtype=np.intp))
+
+
+@dataclass(frozen=True)
+class Words:
+    """Character n-gram columns by word, so that each word is read once: those of the words the
+    examples use, kept while the classifier is (`kept`), and those of the message being screened,
+    kept while it is (`read`: its sentences say its words again, and a long message says "the"
+    many times). A client's own words are never kept beyond their message."""
+
+    kept: WordColumns
+    read: WordColumns = field(default_factory=dict)
+
+    def columns(self, space: NgramSpace, word: str) -> tuple[np.ndarray, np.ndarray]:
+        key = (id(space), word)
+        found = self.kept.get(key) or self.read.get(key)
+        if found is None:
+            found = self.read[key] = space.word_columns(word)
         return found
 
-    def columns(self, text: str) -> tuple[list[int], list[float]]:
-        counts = {column: times for ngram, times in self.ngrams(text).items()
-                  if (column := self.vocabulary.get(ngram)) is not None}
-        if not counts:
-            return [], []
-        columns = list(counts)
-        values = [(1 + math.log(counts[c])) * self.idf[c] for c in columns]
-        length = math.sqrt(sum(v * v for v in values))
-        return [self.offset + c for c in columns], [v / length for v in values]
+
+def kept_words(models: Iterable[LinearScores]) -> WordColumns:
+    """The character n-gram columns, in each model's spaces, of every word the examples use
+    (the first model's word vocabulary, which every example went into): about 8,000 words,
+    read in a few tenths of a second."""
+    models = list(models)
+    words = [term for space in models[0].spaces if space.analyzer == "word"
+             for term in space.vocabulary if " " not in term]
+    spaces = {id(space): space for model in models for space in model.spaces
+              if space.analyzer == "char_wb"}
+    return {(key, word): space.word_columns(word) for key, space in spaces.items() for word in words}
+
+
+_NO_COLUMNS = np.zeros(0, dtype=np.intp)
+_NO_VALUES = np.zeros(0)
+
+
+def _sublinear(counts: np.ndarray) -> np.ndarray:
+    """1 + log(n) for each count, the very floats math.log gives (numpy's log may differ in the
+    last bit)."""
+    if counts.max() >= len(_SUBLINEAR):
+        return np.array([1 + math.log(n) for n in counts.tolist()])
+    return _SUBLINEAR[counts]
 
 
 @dataclass(frozen=True)
@@ -189,17 +265,13 @@ class LinearScores:
     weights: np.ndarray  # models x features
     intercepts: np.ndarray
 
-    def features(self, text: str) -> tuple[list[int], np.ndarray]:
+    def features(self, text: str, words: Words | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The text's n-grams as the columns and values of the features they fill."""
-        columns: list[int] = []
-        values: list[float] = []
-        for space in self.spaces:
-            more_columns, more_values = space.columns(text)
-            columns += more_columns
-            values += more_values
-        return columns, np.asarray(values)
+        read = [space.columns(text, words) for space in self.spaces]
+        return (np.concatenate([columns for columns, _ in read]),
+                np.concatenate([values for _, values in read]))
 
-    def decisions(self, features: tuple[list[int], np.ndarray],
+    def decisions(self, features: tuple[np.ndarray, np.ndarray],
                   embedding: np.ndarray | None = None) -> np.ndarray:
         columns, values = features
         decision = self.weights[:, columns] @ values + self.intercepts
@@ -306,15 +378,23 @@ class Reading:
     """A message as the n-gram model read it."""
 
     text: str  # as written, for the sentence encoder
-    features: tuple[list[int], np.ndarray]
+    features: tuple[np.ndarray, np.ndarray]
     ngrams: float  # the n-gram model's probability
     embedded: bool  # whether the probability also takes the sentence encoder's reading
+    prepared: str = ""  # as the n-grams read it (normalised, negated words marked)
+    # The message's words as read, so that its category reads them again for nothing.
+    words: Words | None = field(default=None, compare=False, repr=False)
 
     @property
     def ceiling(self) -> float:
         """The most the message's probability can be, whatever the sentence encoder makes of it:
         it is the mean of the n-gram model's and a second model's, which is at most 1."""
         return (self.ngrams + 1) / 2 if self.embedded else self.ngrams
+
+    @property
+    def floor(self) -> float:
+        """The least the message's probability can be: the second model's is at least 0."""
+        return self.ngrams / 2 if self.embedded else self.ngrams
 
 
 class CrisisClassifier:
@@ -358,6 +438,16 @@ class CrisisClassifier:
             raise ValueError("the classifier needs crisis examples of at least two kinds")
         self._category = _fit_linear([text for text, _ in crisis],
                                      [category for _, category in crisis], regularisation)
+        self._kept_words = kept_words([self._crisis, self._category])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_kept_words"]  # rebuilt on loading, quicker than unpickling its arrays
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kept_words = kept_words([self._crisis, self._category])
 
     def _prepare(self, normal: str) -> str:
         return mark_negated(normal, self._cues, self._not_negating, self._window)
@@ -373,13 +463,16 @@ class CrisisClassifier:
     def read(self, texts: list[str], normals: list[str]) -> list[Reading]:
         """The messages as the n-grams read them: what bounds their probabilities before the
         sentence encoder, ten times dearer, runs (`finish`)."""
-        readings = []
+        words = Words(self._kept_words)  # the sentences of a message repeat its words
+        read: dict[tuple[str, str], Reading] = {}  # and a sentence may come twice
         for text, normal in zip(texts, normals, strict=True):
-            features = self._crisis.features(self._prepare(normal))
-            decision = self._crisis.decisions(features)[0]
-            readings.append(Reading(text, features, _probability(decision),
-                                    self._with_embeddings is not None))
-        return readings
+            if (text, normal) not in read:
+                prepared = self._prepare(normal)
+                features = self._crisis.features(prepared, words)
+                decision = self._crisis.decisions(features)[0]
+                read[(text, normal)] = Reading(text, features, _probability(decision),
+                                               self._with_embeddings is not None, prepared, words)
+        return [read[(text, normal)] for text, normal in zip(texts, normals, strict=True)]
 
     def finish(self, readings: list[Reading]) -> list[float]:
         """The probabilities of messages read: the mean of the n-gram model's and the model that
@@ -394,9 +487,14 @@ class CrisisClassifier:
                     model.decisions(reading.features, embedding)[0] + evidence)) / 2
                 for reading, embedding, evidence in zip(readings, embeddings, nearest, strict=True)]
 
-    def category(self, normal: str) -> Category:
+    def category(self, normal: str, reading: Reading | None = None) -> Category:
+        """The likeliest kind of crisis; `reading`: the message as `read` read it, if it was."""
         model = self._category
-        decisions = model.decisions(model.features(self._prepare(normal)))
+        if reading is not None and reading.words is not None:
+            features = model.features(reading.prepared, reading.words)
+        else:
+            features = model.features(self._prepare(normal), Words(self._kept_words))
+        decisions = model.decisions(features)
         if len(self._categories) > 2:  # one model per kind: the most confident
             category: Category = self._categories[int(np.argmax(decisions))]
         else:  # one model, the second kind against the first

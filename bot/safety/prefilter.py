@@ -26,6 +26,7 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from re import _constants as sre  # the standard library's own reading of a pattern
 from re import _parser
 from typing import Any
@@ -274,6 +275,12 @@ class Prefilter:
         return cls(tuple(sorted(literals)), width, None if window is None else window + typos,
                    typos > 0)
 
+    @cached_property
+    def trigrams(self) -> tuple[frozenset[str], ...]:
+        """Each literal's three-letter sequences (none for a literal shorter than three)."""
+        return tuple(frozenset(literal[i:i + 3] for i in range(len(literal) - 2))
+                     for literal in self.literals or ())
+
 
 class Message:
     """A normalised message with what the prefilters ask of it, worked out once and only when
@@ -283,23 +290,21 @@ class Message:
         self.text = text
         self._trigrams: set[str] | None = None
         self._non_word: list[int] | None = None
-        self._has: dict[str, bool] = {}
 
-    def may_hold(self, literal: str) -> bool:
-        """False only when `literal` is certainly not in the text (True may be a near miss:
-        all its three-letter sequences are there, in some order)."""
-        known = self._has.get(literal)
-        if known is None:
-            if len(literal) < 3 or len(self.text) < 256:
-                known = literal in self.text
-            else:
-                if self._trigrams is None:
-                    text = self.text
-                    self._trigrams = set(map("".join, zip(text, text[1:], text[2:], strict=False)))
-                trigrams = self._trigrams
-                known = all(literal[i:i + 3] in trigrams for i in range(len(literal) - 2))
-            self._has[literal] = known
-        return known
+    def holding(self, prefilter: Prefilter) -> list[str]:
+        """The prefilter's literals that may be in the text: a literal left out is certainly
+        not (one kept may be a near miss, all its three-letter sequences there in some order).
+        A long text is asked by its three-letter sequences, one set against another, quicker
+        than looking for each of a rule's literals in turn."""
+        text = self.text
+        literals = prefilter.literals or ()
+        if len(text) < 256:
+            return [literal for literal in literals if literal in text]
+        if self._trigrams is None:
+            self._trigrams = set(map("".join, zip(text, text[1:], text[2:], strict=False)))
+        trigrams = self._trigrams
+        return [literal for literal, needed in zip(literals, prefilter.trigrams, strict=True)
+                if (needed <= trigrams if needed else literal in text)]
 
     def matches(self, prefilter: Prefilter, pattern: regex.Pattern[str]) -> Iterator[regex.Match[str]]:
         """`pattern.finditer(text, overlapped=False)`, the same matches in the same order, found
@@ -308,7 +313,7 @@ class Message:
         if prefilter.literals is None:
             yield from pattern.finditer(text, overlapped=False)
             return
-        present = [literal for literal in prefilter.literals if self.may_hold(literal)]
+        present = self.holding(prefilter)
         if not present:
             return
         if prefilter.width is None and prefilter.reach is None:

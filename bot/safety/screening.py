@@ -42,6 +42,11 @@ _SENTENCES_READ = 6
 # every figure); at 0.5 a crisis sentence after four calm ones could never reach the threshold.
 _WHOLE_WEIGHT = 0.2
 _READ_TOGETHER = 300  # characters: a message this short is embedded with its sentences
+# The sentence encoder's numbers for a sentence differ in the last bits with the batch it is read
+# in (by at most 4e-7 in a probability, over random batches of the examples): a score read in
+# other batches than the plain reading's is trusted this far from the threshold, and nearer is
+# worked out again in the plain reading's batches.
+_BATCH_MARGIN = 1e-3
 _SENTENCE_END = regex.compile(r"[.!?;\n]")
 _CLAUSE_END = regex.compile(r"[.!?;,\n]")
 # For "is this phrase set now": a contrast after "and" or "but" starts a clause of its own
@@ -134,8 +139,9 @@ class Screener:
         if self.classifier is not None:
             needed = (min(self._threshold, self._vocabulary_threshold)
                       if self._vocabulary.search(normal) else self._threshold)
-            if self.classifier_reaches(text, normal, needed):
-                return Screening(True, self.classifier.category(normal))
+            whole, *each = self._read(text, normal)
+            if self._reaches(whole, each, needed):
+                return Screening(True, self.classifier.category(normal, whole))
         return Screening(False)
 
     def classifier_probability(self, text: str, normal: str) -> float:
@@ -158,19 +164,63 @@ class Screener:
     def classifier_reaches(self, text: str, normal: str, needed: float) -> bool:
         """Whether `classifier_probability` reaches `needed`, with the sentence encoder (most of
         the cost) run only where the n-grams leave the answer open: for most everyday messages,
-        not at all; for most others, over the whole message and the few sentences that could tip it."""
-        classifier = self.classifier
-        assert classifier is not None
+        not at all; for most others, over the whole message and the few sentences that could
+        tip it; for a long message that only a sentence can tip, over those sentences, most
+        worrying first, and the whole message only when they leave the answer open."""
         whole, *each = self._read(text, normal)
+        return self._reaches(whole, each, needed)
+
+    def _reaches(self, whole: Reading, each: list[Reading], needed: float) -> bool:
         ceilings = [part.ceiling for part in each]
         if _combined(whole.ceiling, ceilings) < needed:
             return False
-        [whole_probability] = classifier.finish([whole])
+        if whole.ceiling >= needed or not whole.embedded:
+            return self._reaches_whole_first(whole, each, needed)
+        return self._reaches_sentences_first(whole, each, needed)
+
+    def _reaches_whole_first(self, whole: Reading, each: list[Reading], needed: float,
+                             whole_probability: float | None = None) -> bool:
+        classifier = self.classifier
+        assert classifier is not None
+        if whole_probability is None:
+            [whole_probability] = classifier.finish([whole])
         if whole_probability >= needed:  # the score is never under the whole message's
             return True
         # Under `needed` as a whole, the message reaches it only through a sentence that can.
         able = [part for part in each if _combined(whole_probability, [part.ceiling]) >= needed]
         return bool(able) and _combined(whole_probability, classifier.finish(able)) >= needed
+
+    def _reaches_sentences_first(self, whole: Reading, each: list[Reading], needed: float) -> bool:
+        """For a message that cannot reach `needed` as a whole: there the whole counts a fifth
+        beside its most worrying sentence, so the sentences that could tip it are read first,
+        most worrying first (by the n-grams' ceiling), until one settles it or none can; the
+        whole message (600 characters through the encoder, as dear as several sentences) is read
+        only when they leave it open. Read alone, a sentence's probability can differ in the last
+        bits from the one it gets in a batch of several (`_reaches_whole_first`), so a score
+        within `_BATCH_MARGIN` of `needed` is worked out that way instead."""
+        classifier = self.classifier
+        assert classifier is not None
+        tipping = sorted((part for part in each if _combined(whole.ceiling, [part.ceiling]) >= needed),
+                         key=lambda part: part.ceiling, reverse=True)
+        most = 0.0  # the most worrying sentence's probability, of those read
+        read: set[str] = set()
+        for part in tipping:
+            if part.ceiling <= most:  # neither can the rest: their ceilings are lower still
+                break
+            if part.text in read:
+                continue
+            read.add(part.text)
+            [probability] = classifier.finish([part])
+            most = max(most, probability)
+            if _combined(whole.floor, [most]) >= needed + _BATCH_MARGIN:
+                return True
+        if _combined(whole.ceiling, [most]) < needed - _BATCH_MARGIN:
+            return False
+        [whole_probability] = classifier.finish([whole])
+        score = _combined(whole_probability, [most])
+        if abs(score - needed) > _BATCH_MARGIN:
+            return score >= needed
+        return self._reaches_whole_first(whole, each, needed, whole_probability)
 
     def _read(self, text: str, normal: str) -> list[Reading]:
         """The message and, when it has several, its sentences, as the n-grams read them."""
