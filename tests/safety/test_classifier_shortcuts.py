@@ -153,8 +153,9 @@ def test_messages_of_telegrams_longest_are_decided_as_by_the_plain_reading(
     assert decided == [plain_screening(screener, text) for text in longest]
     assert sum(d.crisis for d in decided) >= 30  # most crisis messages placed in them are found
     whole = set(longest)
-    assert sum(text in whole for text in encoded) >= 12  # the plain reading has 12 through it
-    assert sum(text in whole for text in shortcut) <= 2
+    whole_plain = sum(text in whole for text in encoded)
+    assert whole_plain >= 12  # the plain reading has at least a quarter of them through it
+    assert sum(text in whole for text in shortcut) <= whole_plain // 4
     assert len(shortcut) < len(encoded)
 
 
