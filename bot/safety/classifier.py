@@ -448,6 +448,10 @@ class CrisisClassifier:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._kept_words = kept_words([self._crisis, self._category])
+        if self._with_embeddings is not None:
+            # The encoder's weights load with the classifier (about a second), not on the first
+            # message that needs them, which would wait, and every message behind it.
+            shared_embedder()
 
     def _prepare(self, normal: str) -> str:
         return mark_negated(normal, self._cues, self._not_negating, self._window)
