@@ -137,12 +137,18 @@ class Screener:
         if found:
             return Screening(True, found[0])
         if self.classifier is not None:
-            needed = (min(self._threshold, self._vocabulary_threshold)
-                      if self._vocabulary.search(normal) else self._threshold)
+            needed = self.needed(normal)
             whole, *each = self._read(text, normal)
             if self._reaches(whole, each, needed):
                 return Screening(True, self.classifier.category(normal, whole))
         return Screening(False)
+
+    def needed(self, normal: str) -> float:
+        """The classifier probability that flags this (normalised) message: less when it uses a
+        word of crisis."""
+        if self._vocabulary.search(normal):
+            return min(self._threshold, self._vocabulary_threshold)
+        return self._threshold
 
     def classifier_probability(self, text: str, normal: str) -> float:
         """The classifier's probability for the message, or more when one of its sentences is

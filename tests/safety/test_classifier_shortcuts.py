@@ -118,8 +118,7 @@ def plain_screening(screener: Screener, text: str) -> Screening:
     fired = screener.explain(text)
     if fired:
         return Screening(True, fired[0])
-    needed = (min(screener._threshold, screener._vocabulary_threshold)
-              if screener._vocabulary.search(normal) else screener._threshold)
+    needed = screener.needed(normal)
     if plain_reaches(classifier, text, normal, needed):
         return Screening(True, plain_category(classifier, normal))
     return Screening(False)
