@@ -95,6 +95,8 @@ class Screener:
         self._vocabulary_threshold = (rules.classifier.vocabulary_threshold if rules.classifier
                                       else 1.0)
         self._vocabulary = regex.compile(rules.classifier.vocabulary if rules.classifier else r"$^")
+        self._rule_floor = rules.classifier.rule_floor if rules.classifier else 0.0
+        self._laughter = regex.compile(rules.laughter)
         self._rules = [
             _Rule(category, regex.compile(
                 f"(?:{rule.pattern}){{e<={rule.typos}}}" if rule.typos else rule.pattern,
@@ -134,14 +136,18 @@ class Screener:
         if not normal:
             return Screening(False)
         found = self._first_rule(normal)
-        if found:
+        if self.classifier is None or (found and not classifier_reads_all(text)):
+            return Screening(True, found[0]) if found else Screening(False)
+        whole, *each = self._read(text, normal)
+        if found and not self.laughs(text) and self._reaches(whole, each, self._rule_floor):
             return Screening(True, found[0])
-        if self.classifier is not None:
-            needed = self.needed(normal)
-            whole, *each = self._read(text, normal)
-            if self._reaches(whole, each, needed):
-                return Screening(True, self.classifier.category(normal, whole))
+        if self._reaches(whole, each, self.needed(normal)):
+            return Screening(True, self.classifier.category(normal, whole))
         return Screening(False)
+
+    def laughs(self, text: str) -> bool:
+        """Whether the message, as written, laughs: its rules' matches are the classifier's call."""
+        return self._laughter.search(text) is not None
 
     def needed(self, normal: str) -> float:
         """The classifier probability that flags this (normalised) message: less when it uses a
@@ -177,6 +183,10 @@ class Screener:
         return self._reaches(whole, each, needed)
 
     def _reaches(self, whole: Reading, each: list[Reading], needed: float) -> bool:
+        # The least the score can be, whatever the sentence encoder makes of it: a long message
+        # with a rule's match is cleared of the rule floor by its crisis sentence's n-grams.
+        if _combined(whole.floor, [part.floor for part in each]) >= needed:
+            return True
         ceilings = [part.ceiling for part in each]
         if _combined(whole.ceiling, ceilings) < needed:
             return False
@@ -297,13 +307,23 @@ def _combined(whole: float, each: list[float]) -> float:
 _SENTENCE_BREAK = regex.compile(r"(?<=[.!?;])\s+|\n+")
 
 
+def _sentence_parts(text: str) -> list[str]:
+    parts = [part.strip() for part in _SENTENCE_BREAK.split(text)]
+    return [part for part in parts if len(part.split()) >= 2]
+
+
 def sentences(text: str) -> list[str]:
     """A message's sentences of two words or more, when it has two or more of them."""
-    parts = [part.strip() for part in _SENTENCE_BREAK.split(text)]
-    parts = [part for part in parts if len(part.split()) >= 2]
+    parts = _sentence_parts(text)
     if len(parts) > 2 * _SENTENCES_READ:
         parts = parts[:_SENTENCES_READ] + parts[-_SENTENCES_READ:]
     return parts if len(parts) >= 2 else []
+
+
+def classifier_reads_all(text: str) -> bool:
+    """Whether the classifier reads every sentence of the message (see `sentences`). In a longer
+    one a rule's match stands by itself: the classifier cannot judge a sentence it never read."""
+    return len(_sentence_parts(text)) <= 2 * _SENTENCES_READ
 
 
 def _around(text: str, start: int, end: int, boundary: regex.Pattern[str]) -> str:

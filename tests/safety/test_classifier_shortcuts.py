@@ -30,7 +30,15 @@ from bot.safety.classifier import (
     _probability,
 )
 from bot.safety.rules import Category
-from bot.safety.screening import Screener, Screening, _combined, cached_screener, normalise, sentences
+from bot.safety.screening import (
+    Screener,
+    Screening,
+    _combined,
+    cached_screener,
+    classifier_reads_all,
+    normalise,
+    sentences,
+)
 from tests.conftest import ROOT
 from tests.safety.test_rule_shortcuts import longer_messages
 
@@ -115,8 +123,11 @@ def plain_screening(screener: Screener, text: str) -> Screening:
     normal = normalise(text)
     if not normal:
         return Screening(False)
+    settings = screener.rules.classifier
+    assert settings is not None
     fired = screener.explain(text)
-    if fired:
+    if fired and (not classifier_reads_all(text) or (not screener.laughs(text) and plain_reaches(
+            classifier, text, normal, settings.rule_floor))):
         return Screening(True, fired[0])
     needed = screener.needed(normal)
     if plain_reaches(classifier, text, normal, needed):
