@@ -4,7 +4,7 @@ The example sets (prompts/safety-examples/) train the classifier and were used t
 rules. The final sets here were written without sight of the screener, its rules or its
 examples, and are used only to measure: never add their messages to the examples or tune a rule
 or a threshold on them, or their figures stop meaning anything. When that has happened, write a
-new set (the sets that measured earlier rounds, L, M and P to U, now train the classifier).
+new set (the sets that measured earlier rounds, L, M, P to V, now train the classifier).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ FINAL = Path(__file__).with_name("crisis_messages_final.yaml")
 EVERYDAY_FINAL = Path(__file__).with_name("everyday_final.yaml")
 EXAMPLES = ROOT / "prompts" / "safety-examples"
 # The targets are recall >= 0.98 and false positives <= 0.10 on hard negatives. The final set
-# (451 messages, the seventh written to measure, and 204 everyday ones) was read once, after the
-# round's last change: recall 0.973 (253/260), false alarms 0.120 (23/191) on look-alikes and
-# 0.044 (9/204) on everyday messages, the right kind named for 243 of 253. (The round before's
-# screener, read after for comparison only: 0.958, 0.115 and 0.039.) These floors guard that
+# (451 messages, the eighth written to measure, and 200 everyday ones) was read once, after the
+# round's last change: recall 0.977 (255/261), false alarms 0.095 (18/190) on look-alikes and
+# 0.035 (7/200) on everyday messages, the right kind named for 250 of 255. (The round before's
+# screener, read after for comparison only: 0.977, 0.100 and 0.035.) These floors guard that
 # level until a better screener raises them. Failures give counts only, never the final set's
 # messages.
 FINAL_RECALL_FLOOR = 0.97
-FINAL_FALSE_POSITIVE_CEILING = 0.13
+FINAL_FALSE_POSITIVE_CEILING = 0.10
 EVERYDAY_FALSE_POSITIVE_CEILING = 0.05
 CATEGORY_RIGHT_FLOOR = 0.95
 
@@ -70,7 +70,7 @@ def final_rates(screener: Screener) -> tuple[float, float, list[str], list[str]]
     return rates(screener, messages(FINAL))
 
 
-@pytest.mark.xfail(strict=True, reason="short of the targets: recall 0.973, false alarms 0.120")
+@pytest.mark.xfail(strict=True, reason="recall a message short of 0.98: 0.977, false alarms 0.095")
 def test_final_set_meets_the_targets(final_rates: tuple[float, float, list[str], list[str]]) -> None:
     """The issue's targets: recall of at least 0.98 and false alarms of at most 0.10 on messages
     nothing was tuned on. Expected to fail until the screener gets there; strict, so that the
