@@ -129,12 +129,12 @@ async def test_a_handled_message_whose_mark_fails_is_thanked_once(
 
     monkeypatch.setattr(inbox, "done_many", done_many)
     before = len(await sam.said())
-    harness.said_by_people.append("a note while the database blinks")
-    await harness.control.send_text(sam.id, "a note while the database blinks")
+    harness.said_by_people.append("a reply while the database blinks")
+    await harness.control.send_text(sam.id, "a reply while the database blinks")
     await harness.settle()
 
     assert refused, "the mark never failed"
-    assert await _stored(harness) == {sam.id: ["a note while the database blinks"]}
+    assert await _stored(harness) == {sam.id: ["a reply while the database blinks"]}
     said = (await sam.said())[before:]
     assert said == [render(messages.UNPROMPTED_MESSAGE)]
     async with harness.db.transaction() as session:

@@ -91,11 +91,11 @@ async def test_a_declined_exercise_shows_nothing_to_either_partner(harness: BotH
     assert "Nothing from this exercise will be shared with you" in await alex.last()
     await harness.deliver_due()
     assert "Alex can't join this one right now, and that's okay." in await sam.last()
-    await walk(sam, "Only for me")
+    await walk(sam, "Kept for me")
     assert await sam.last() == "That was the last step. Thank you for taking the time."
     harness.clock.advance(days=3)
     await harness.deliver_due()
-    assert all("Only for me" not in text for text in await alex.said())
+    assert all("Kept for me" not in text for text in await alex.said())
     assert (await exercise(harness)).state is PairState.DECLINED
     # Declining left nothing behind: either may start a new one.
     await alex.send("/repair")
