@@ -6,8 +6,10 @@ A classifier trained on labelled examples (bot/safety/classifier.py) catches wha
 A match is dropped when a negation cue stands just before it ("I would never hurt myself"),
 when it lies inside a known safe phrase ("not suicidal"), when it reports someone else's words
 ("my son says 'kms'"; then the classifier decides), or, for past-tense rules, when the sentence
-places it long ago ("when I was 15 I wanted to die"). When in doubt, it flags:
-a false alarm costs a therapist a minute, a miss can cost far more.
+places it long ago ("when I was 15 I wanted to die"). Where the classifier reads every sentence,
+a match in a laughing message ("kms 😂") is also the classifier's call, and one in a message the
+classifier is all but sure is a look-alike (under the rule floor) is set aside. When in doubt,
+it flags: a false alarm costs a therapist a minute, a miss can cost far more.
 """
 
 from __future__ import annotations

@@ -264,8 +264,9 @@ class Planner:
                 snapshot = prompt_snapshot(prompt)
             client, at = item.client, item.occurrence.at
             times_key = (client.timezone, client.quiet_start, client.quiet_end, at)
-            times = self._delivery_times.get(times_key) or self._delivery_times.setdefault(
-                times_key, DeliveryTimes.of(client, at, self.settings))
+            times = self._delivery_times.get(times_key)
+            if times is None:
+                times = self._delivery_times[times_key] = DeliveryTimes.of(client, at, self.settings)
             values.append(delivery_values(
                 client, prompt, scheduled_for=at, settings=self.settings,
                 enrolment_id=item.enrolment.id, dedupe_key=item.key, snapshot=snapshot,
